@@ -1,0 +1,53 @@
+"""Exception types: everything kmz raises for bad data derives from KmzError.
+
+Misuse of the API (a negative K, an array of the wrong shape) raises ValueError or
+TypeError instead, as Python code expects.
+"""
+
+
+class KmzError(Exception):
+    """Base of every error kmz raises for bad data or a failed operation."""
+
+
+class FormatError(KmzError):
+    """A .kmz file breaks the format specification (spec/FORMAT.md)."""
+
+
+class SignatureError(FormatError):
+    """The first 8 bytes are not the .kmz signature (spec 3.1)."""
+
+
+class VersionError(FormatError):
+    """The header names a format version this decoder does not know (spec 3.1)."""
+
+
+class HeaderError(FormatError):
+    """A header field holds an illegal value (spec 3.1)."""
+
+
+class LengthError(FormatError):
+    """The file is shorter or longer than its header says it must be (spec 3.4)."""
+
+
+class ChecksumError(FormatError):
+    """The CRC-32 trailer does not match the bytes before it (spec 3.5)."""
+
+
+class IndexRangeError(FormatError):
+    """An index in the pixel data is not less than K (spec 3.3)."""
+
+
+class PaddingError(FormatError):
+    """The unused bits of the last index byte are not zero (spec 3.3)."""
+
+
+class ImageReadError(KmzError):
+    """An input image cannot be read (not an image, truncated or corrupt)."""
+
+
+class OutputExistsError(KmzError):
+    """The output file exists and overwriting was not asked for."""
+
+
+class WriteError(KmzError):
+    """An output cannot be written (permissions, full disk, input would be overwritten)."""

@@ -1,0 +1,168 @@
+"""The .kmz byte format (spec/FORMAT.md): header, palette, index data, CRC-32 trailer.
+
+Works on bytes in memory only; knows nothing of k-means, files or PNG.
+
+    struct header {            // 24 bytes, big-endian, unsigned (spec 3.1)
+        u8  signature[8];      // 8B 'K' 'M' 'Z' 0D 0A 1A 0A
+        u8  version;           // 1
+        u8  coding;            // index coding: 0 = raw bit-packed
+        u16 reserved;          // must be 0
+        u32 width;             // 1 .. 2^31 - 1
+        u32 height;            // 1 .. 2^31 - 1
+        u16 k_minus_1;         // K - 1, so K is 1 .. 65536
+        u8  bits_per_index;    // must equal ceil(log2 K): 0 when K = 1
+        u8  reserved;          // must be 0
+    };
+    u8  palette[K][3];         // R, G, B
+    u8  indices[ceil(W*H*b / 8)];  // row-major, b bits each, MSB first (spec 3.3)
+    u32 crc32;                 // CRC-32 (ISO-HDLC, as zlib) of every byte before it
+"""
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import bitpack
+from .errors import (
+    ChecksumError,
+    HeaderError,
+    IndexRangeError,
+    LengthError,
+    PaddingError,
+    SignatureError,
+    VersionError,
+)
+
+SIGNATURE = b"\x8bKMZ\r\n\x1a\n"
+VERSION = 1
+CODING_RAW = 0
+CODINGS = {CODING_RAW: "raw"}
+HEADER_SIZE = 24
+TRAILER_SIZE = 4
+OVERHEAD = HEADER_SIZE + TRAILER_SIZE
+MAX_DIMENSION = 2**31 - 1
+MAX_K = 65536
+
+_HEADER = struct.Struct(">8sBBHIIHBB")
+assert _HEADER.size == HEADER_SIZE
+
+
+def bits_per_index(k):
+    """ceil(log2 k): the bits one index needs; 0 when k == 1."""
+    return (k - 1).bit_length()
+
+
+def file_size(width, height, k):
+    """Exact length in bytes of a raw-coded file (spec 3.4)."""
+    return OVERHEAD + 3 * k + bitpack.packed_size(width * height, bits_per_index(k))
+
+
+@dataclass(frozen=True)
+class Header:
+    width: int
+    height: int
+    k: int
+    coding: int = CODING_RAW
+
+    def __post_init__(self):
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if not 1 <= value <= MAX_DIMENSION:
+                raise ValueError(f"{name} must be between 1 and {MAX_DIMENSION}, not {value}")
+        if not 1 <= self.k <= MAX_K:
+            raise ValueError(f"k must be between 1 and {MAX_K}, not {self.k}")
+        if self.coding not in CODINGS:
+            raise ValueError(f"unknown index coding {self.coding}")
+
+    @property
+    def bits_per_index(self):
+        return bits_per_index(self.k)
+
+    @property
+    def pixel_count(self):
+        return self.width * self.height
+
+    @property
+    def file_size(self):
+        return file_size(self.width, self.height, self.k)
+
+    def pack(self):
+        return _HEADER.pack(
+            SIGNATURE, VERSION, self.coding, 0, self.width, self.height,
+            self.k - 1, self.bits_per_index, 0,
+        )
+
+
+def read_header(data):
+    """Parse and validate the header at the start of `data` (spec 3.1, checks 1-3).
+
+    Reads only the first 24 bytes; the length and checksum are checked by decode().
+    """
+    data = bytes(data[:HEADER_SIZE])
+    if data[: len(SIGNATURE)] != SIGNATURE[: len(data)]:
+        raise SignatureError("not a .kmz file (bad signature)")
+    if len(data) < HEADER_SIZE:
+        raise LengthError(f"truncated: {len(data)} bytes, shorter than the {HEADER_SIZE}-byte header")
+    _, version, coding, reserved, width, height, k_minus_1, bits, reserved2 = _HEADER.unpack(data)
+    if version != VERSION:
+        raise VersionError(f"unknown format version {version} (this decoder reads version {VERSION})")
+    if coding not in CODINGS:
+        raise HeaderError(f"unknown index coding {coding}")
+    if reserved or reserved2:
+        raise HeaderError("reserved header bits are not zero")
+    for name, value in (("width", width), ("height", height)):
+        if not 1 <= value <= MAX_DIMENSION:
+            raise HeaderError(f"{name} is {value}; it must be between 1 and {MAX_DIMENSION}")
+    k = k_minus_1 + 1
+    if bits != bits_per_index(k):
+        raise HeaderError(f"bits per index is {bits}; K = {k} needs {bits_per_index(k)}")
+    return Header(width, height, k, coding)
+
+
+def encode(header, palette, indices):
+    """Assemble a complete file from a header, a (K, 3) uint8 palette and W*H indices."""
+    palette = np.asarray(palette, dtype=np.uint8)
+    indices = np.asarray(indices).reshape(-1)
+    if palette.shape != (header.k, 3):
+        raise ValueError(f"palette must have shape ({header.k}, 3), not {palette.shape}")
+    if len(indices) != header.pixel_count:
+        raise ValueError(f"expected {header.pixel_count} indices, got {len(indices)}")
+    if len(indices) and int(indices.max()) >= header.k:
+        raise ValueError(f"index {int(indices.max())} is out of range for K = {header.k}")
+    body = header.pack() + palette.tobytes() + bitpack.pack(indices, header.bits_per_index)
+    return body + struct.pack(">I", zlib.crc32(body))
+
+
+def decode(data, verify_checksum=True):
+    """Validate a complete file and return (header, palette (K, 3) uint8, indices (H, W) uint16).
+
+    Checks, in the order of spec section 4: signature, version, header fields, length,
+    checksum, padding bits, index range. Raises a FormatError subclass on the first failure.
+    """
+    data = memoryview(data).cast("B")
+    header = read_header(data)
+    expected = header.file_size
+    if len(data) != expected:
+        what = "truncated" if len(data) < expected else "trailing bytes"
+        raise LengthError(f"{what}: file is {len(data)} bytes, its header implies {expected}")
+    body = data[:-TRAILER_SIZE]
+    (stored_crc,) = struct.unpack(">I", data[-TRAILER_SIZE:])
+    if verify_checksum and zlib.crc32(body) != stored_crc:
+        raise ChecksumError(f"checksum mismatch: stored {stored_crc:08x}, computed {zlib.crc32(body):08x}")
+    k, bits, count = header.k, header.bits_per_index, header.pixel_count
+    palette = np.frombuffer(body, dtype=np.uint8, count=3 * k, offset=HEADER_SIZE).reshape(k, 3)
+    index_data = body[HEADER_SIZE + 3 * k :]
+    spare_bits = 8 * len(index_data) - count * bits
+    if spare_bits and index_data[-1] & ((1 << spare_bits) - 1):
+        raise PaddingError(f"the {spare_bits} padding bits of the last byte are not zero")
+    indices = bitpack.unpack(index_data, bits, count)
+    if k < (1 << bits) and count:
+        bad = np.flatnonzero(indices >= k)
+        if len(bad):
+            row, col = divmod(int(bad[0]), header.width)
+            raise IndexRangeError(
+                f"index {int(indices[bad[0]])} at pixel ({col}, {row}) is out of range for K = {k}"
+            )
+    return header, palette.copy(), indices.reshape(header.height, header.width)
