@@ -1,15 +1,20 @@
 """Bit packing of indices: `bits` bits each, most significant bit first, no padding
 between values, the last byte padded with zero bits.
 
-Pure and vectorized. Eight indices of b bits fill exactly b bytes, so both directions
-work on groups of eight: pairs are merged by shifts (b -> 2b -> 4b bits, halving the
-element count each step, so the total work stays about 2N), and the last merge writes
-the group's 8b bits as big-endian 64-bit words whose top b bytes are the output.
+Pure and vectorized. Values go in groups of u (a power of two) whose u*bits bits fill
+U whole bytes. Packing merges neighbours, b -> 2b -> 4b ... bits, by viewing a pair of
+containers (uint8..uint64) as one integer twice as wide; the last merge leaves a group
+left-aligned in a word, so bytes come out by one byteswap. Unpacking reads each group
+as a word and splits it the same way back. Each step is a few whole-array operations,
+in place where the array is ours: at millions of indices the cost is memory traffic
+and fresh pages, not arithmetic, so the number of passes is what is kept small.
 """
 
 import numpy as np
 
 MAX_BITS = 16
+
+_UINT = {8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}
 
 
 def packed_size(count, bits):
@@ -20,6 +25,80 @@ def packed_size(count, bits):
 def _check_bits(bits):
     if not 0 <= bits <= MAX_BITS:
         raise ValueError(f"bits must be between 0 and {MAX_BITS}, not {bits}")
+
+
+def _group(bits):
+    """(u, U, K): values per group, its bytes, and the bytes of the word read or written
+    per group. Four values for even widths above 8 (4b <= 56 bits fit one word), else
+    eight: the fewest that fill whole bytes for odd widths, the most that fit for b <= 8.
+    Odd widths above 8 need two 64-bit words (K = 16)."""
+    u = 4 if bits > 8 and bits % 2 == 0 else 8
+    size = u * bits // 8
+    return u, size, max(1, 1 << (size - 1).bit_length())
+
+
+def _container(nbits):
+    """Smallest unsigned integer size in bits (8, 16, 32 or 64) holding `nbits` bits."""
+    return max(8, 1 << (nbits - 1).bit_length())
+
+
+def _pack_groups(values, bits, out):
+    """Pack contiguous uint16 `values`, a whole number of groups, into uint8 `out`."""
+    u, size, _ = _group(bits)
+    a, s, n = values, 16, bits  # containers of s bits holding n-bit values
+    levels = u.bit_length() - 1
+    for level in range(levels):
+        own = a is not values  # never modify the caller's array
+        final = level == levels - 1
+        if final and size > 8:
+            break
+        w = a.view(_UINT[2 * s])  # a pair of containers, the first value in the low half
+        if 2 * n <= s:
+            # Multiplying by 2^(s+n) + 1 lands first<<n | second at bits s..s+2n and
+            # pushes the rest out of the word: a clean merge in two passes.
+            w = np.multiply(w, _UINT[2 * s]((1 << (s + n)) + 1), out=w if own else None)
+            s2 = _container(2 * n)
+            a = np.right_shift(w, s, out=np.empty(len(w), _UINT[s2]), casting="unsafe")
+            s = s2
+        elif final:
+            # Left-align the group in the word; the bits shifted out at the top and the
+            # first value's bits left at the bottom are never written out.
+            a = np.left_shift(w, 2 * s - n)
+            w = np.left_shift(w, s - n, out=w if own else None)
+            w >>= n
+            a |= w
+            s = 2 * s
+        else:
+            # Shift-or leaves the second value's own bits as garbage above bit s + n,
+            # which the final merge shifts out; a merge before that needs them cleared.
+            a = np.left_shift(w, n)
+            a |= np.right_shift(w, s, out=w if own else None)
+            if level < levels - 2:
+                a &= _UINT[2 * s]((1 << 2 * n) - 1)
+            s = 2 * s
+        n = 2 * n
+    if size > 8:
+        # Odd widths above 8: two 4b-bit halves q0, q1 (garbage above) in 64-bit
+        # containers make 8b > 64 bits: word 0 = q0 and the top of q1, word 1 the rest.
+        pairs = a.reshape(-1, 2)
+        q1 = pairs[:, 1] << np.uint64(64 - n)
+        pairs[:, 0] <<= np.uint64(64 - n)
+        pairs[:, 0] |= q1 >> np.uint64(n)
+        np.left_shift(q1, np.uint64(64 - n), out=pairs[:, 1])
+        a = pairs
+    if a.itemsize > 1:
+        a.byteswap(inplace=True)
+    _copy_groups(a.view(np.uint8).reshape(len(a), -1), size, out)
+
+
+def _copy_groups(rows, size, out):
+    """Copy the first `size` bytes of each row into `out`, contiguous. As one void item
+    per row (a memcpy each) it is several times faster than slicing bytes."""
+    if rows.shape[1] == size:
+        out[:] = rows.reshape(-1)
+        return
+    src = np.ndarray((len(rows),), f"V{size}", rows, strides=(rows.strides[0],))
+    np.copyto(out.view(f"V{size}"), src)
 
 
 def pack(indices, bits):
@@ -33,25 +112,61 @@ def pack(indices, bits):
         return indices.astype(np.uint8).tobytes()
     if bits == 16:
         return indices.astype(">u2").tobytes()
-    groups = -(-count // 8)
-    padded = np.zeros(groups * 8, dtype=np.uint64)
-    padded[:count] = indices
-    v = padded.reshape(groups, 8)
-    # Merge neighbours: after each step every value holds 2x the bits, MSB first.
-    pairs = (v[:, 0::2] << np.uint64(bits)) | v[:, 1::2]  # (groups, 4), 2b bits
-    quads = (pairs[:, 0::2] << np.uint64(2 * bits)) | pairs[:, 1::2]  # (groups, 2), 4b bits
-    first, second = quads[:, 0], quads[:, 1]
-    if bits <= 8:
-        # The whole group (8b <= 64 bits) fits one word, right-aligned.
-        words = ((first << np.uint64(4 * bits)) | second).astype(">u8")
-        out = words.view(np.uint8).reshape(groups, 8)[:, 8 - bits :]
+    values = np.ascontiguousarray(indices, dtype=np.uint16)
+    u, size, _ = _group(bits)
+    groups, rest = divmod(count, u)
+    out = np.empty(packed_size(count, bits), np.uint8)
+    if groups:
+        _pack_groups(values[: groups * u], bits, out[: groups * size])
+    if rest:
+        # The last, partial group: zero values give the zero padding bits.
+        tail = np.zeros(u, np.uint16)
+        tail[:rest] = values[groups * u :]
+        last = np.empty(size, np.uint8)
+        _pack_groups(tail, bits, last)
+        out[groups * size :] = last[: len(out) - groups * size]
+    return out.tobytes()
+
+
+def _unpack_groups(buf, bits, out):
+    """Unpack len(out) // u groups from uint8 `buf` into uint16 `out`. `buf` must
+    extend at least K - U bytes past the last group: each group is read as a whole
+    word, the next group's bytes below it shifted out."""
+    u, size, word = _group(bits)
+    groups = len(out) // u
+    if word <= 8:
+        # Overlapping big-endian reads: word g starts at byte g * U; astype swaps and
+        # makes it contiguous in one pass.
+        dtype = f">u{word}"
+        a = np.ndarray((groups,), dtype, buf, strides=(size,)).astype(_UINT[8 * word])
+        s, n = 8 * word, 8 * size  # n bits left-aligned in s-bit words
+        left = True
     else:
-        # 8b bits span two words; align the group to the top of the first word.
-        hi = (first << np.uint64(64 - 4 * bits)) | (second >> np.uint64(8 * bits - 64))
-        lo = second << np.uint64(128 - 8 * bits)
-        words = np.stack([hi, lo], axis=1).astype(">u8")
-        out = words.view(np.uint8).reshape(groups, 16)[:, :bits]
-    return out.tobytes()[: packed_size(count, bits)]
+        hi = np.ndarray((groups,), ">u8", buf, strides=(size,)).astype(np.uint64)
+        lo = np.ndarray((groups,), ">u8", buf, offset=8, strides=(size,))
+        # Back to two 4b-bit halves in 64-bit containers, as _pack_groups had them.
+        a = np.empty((groups, 2), np.uint64)
+        np.right_shift(hi, np.uint64(64 - 4 * bits), out=a[:, 0])
+        hi <<= np.uint64(8 * bits - 64)
+        hi |= lo >> np.uint64(128 - 8 * bits)
+        a[:, 1] = hi
+        a = a.reshape(-1)
+        s, n, left = 64, 4 * bits, False
+    while n > bits:
+        m = n // 2
+        last = m == bits
+        # Children: the first value above the second. Each child keeps whatever lies
+        # above it (a truncating cast) until the last split masks it off.
+        pairs = out.reshape(-1, 2) if last else np.empty((len(a), 2), _UINT[_container(m)])
+        shift = s - m if left else m
+        if last:
+            mask = np.uint16((1 << bits) - 1)
+            np.bitwise_and(a >> shift, mask, out=pairs[:, 0], casting="unsafe")
+            np.bitwise_and(a >> (s - n) if left else a, mask, out=pairs[:, 1], casting="unsafe")
+        else:
+            np.right_shift(a, shift, out=pairs[:, 0], casting="unsafe")
+            np.right_shift(a, s - n if left else 0, out=pairs[:, 1], casting="unsafe")
+        a, s, n, left = pairs.reshape(-1), pairs.itemsize * 8, m, False
 
 
 def unpack(data, bits, count):
@@ -68,26 +183,17 @@ def unpack(data, bits, count):
         return buf.astype(np.uint16)
     if bits == 16:
         return buf.view(">u2").astype(np.uint16)
-    groups = -(-count // 8)
-    rows = np.zeros((groups, 16 if bits > 8 else 8), dtype=np.uint8)
-    flat = np.zeros(groups * bits, dtype=np.uint8)
-    flat[:need] = buf
-    mask4 = np.uint64((1 << (4 * bits)) - 1)
-    if bits <= 8:
-        rows[:, 8 - bits :] = flat.reshape(groups, bits)
-        word = rows.view(">u8").reshape(groups).astype(np.uint64)
-        first, second = word >> np.uint64(4 * bits), word & mask4
-    else:
-        rows[:, :bits] = flat.reshape(groups, bits)
-        words = rows.view(">u8").astype(np.uint64)
-        hi, lo = words[:, 0], words[:, 1]
-        first = hi >> np.uint64(64 - 4 * bits)
-        second = ((hi << np.uint64(8 * bits - 64)) | (lo >> np.uint64(128 - 8 * bits))) & mask4
-    out = np.empty((groups, 8), dtype=np.uint16)
-    mask2, mask1 = np.uint64((1 << (2 * bits)) - 1), np.uint64((1 << bits) - 1)
-    for q, quad in enumerate((first, second)):
-        for p, pair in enumerate((quad >> np.uint64(2 * bits), quad & mask2)):
-            col = 4 * q + 2 * p
-            out[:, col] = pair >> np.uint64(bits)
-            out[:, col + 1] = pair & mask1
-    return out.reshape(-1)[:count]
+    u, size, word = _group(bits)
+    groups = -(-count // u)
+    # Groups whose word read stays inside the data go straight from it; the last few
+    # (and a partial group) from a zero-padded copy of the remaining bytes.
+    direct = min(groups, max(0, (need - word) // size + 1))
+    out = np.empty(groups * u, np.uint16)
+    if direct:
+        _unpack_groups(buf, bits, out[: direct * u])
+    if direct < groups:
+        tail = np.zeros((groups - direct) * size + word, np.uint8)
+        rest = buf[direct * size :]
+        tail[: len(rest)] = rest
+        _unpack_groups(tail, bits, out[direct * u :])
+    return out[:count]
