@@ -43,8 +43,9 @@ def _container(nbits):
 
 
 def _pack_groups(values, bits, out):
-    """Pack contiguous uint16 `values`, a whole number of groups, into uint8 `out`."""
-    u, size, _ = _group(bits)
+    """Pack contiguous uint16 `values`, a whole number of groups, into uint8 `out`,
+    which must extend K - U bytes past the last group (they are overwritten by zeros)."""
+    u, size, word = _group(bits)
     a, s, n = values, 16, bits  # containers of s bits holding n-bit values
     levels = u.bit_length() - 1
     for level in range(levels):
@@ -61,16 +62,17 @@ def _pack_groups(values, bits, out):
             a = np.right_shift(w, s, out=np.empty(len(w), _UINT[s2]), casting="unsafe")
             s = s2
         elif final:
-            # Left-align the group in the word; the bits shifted out at the top and the
-            # first value's bits left at the bottom are never written out.
+            # Left-align the group in the word, zeros below: each value is shifted to
+            # the top first, which drops whatever lay above it.
             a = np.left_shift(w, 2 * s - n)
-            w = np.left_shift(w, s - n, out=w if own else None)
+            w = np.right_shift(w, s, out=w if own else None)
+            w <<= 2 * s - n
             w >>= n
             a |= w
             s = 2 * s
         else:
             # Shift-or leaves the second value's own bits as garbage above bit s + n,
-            # which the final merge shifts out; a merge before that needs them cleared.
+            # which the final merge drops; a merge before that needs them cleared.
             a = np.left_shift(w, n)
             a |= np.right_shift(w, s, out=w if own else None)
             if level < levels - 2:
@@ -81,24 +83,22 @@ def _pack_groups(values, bits, out):
         # Odd widths above 8: two 4b-bit halves q0, q1 (garbage above) in 64-bit
         # containers make 8b > 64 bits: word 0 = q0 and the top of q1, word 1 the rest.
         pairs = a.reshape(-1, 2)
-        q1 = pairs[:, 1] << np.uint64(64 - n)
-        pairs[:, 0] <<= np.uint64(64 - n)
-        pairs[:, 0] |= q1 >> np.uint64(n)
-        np.left_shift(q1, np.uint64(64 - n), out=pairs[:, 1])
-        a = pairs
-    if a.itemsize > 1:
-        a.byteswap(inplace=True)
-    _copy_groups(a.view(np.uint8).reshape(len(a), -1), size, out)
-
-
-def _copy_groups(rows, size, out):
-    """Copy the first `size` bytes of each row into `out`, contiguous. As one void item
-    per row (a memcpy each) it is several times faster than slicing bytes."""
-    if rows.shape[1] == size:
-        out[:] = rows.reshape(-1)
-        return
-    src = np.ndarray((len(rows),), f"V{size}", rows, strides=(rows.strides[0],))
-    np.copyto(out.view(f"V{size}"), src)
+        hi = pairs[:, 0] << np.uint64(64 - n)
+        lo = pairs[:, 1] << np.uint64(64 - n)
+        hi |= lo >> np.uint64(n)
+        lo <<= np.uint64(64 - n)
+        words = [hi, lo]
+    else:
+        words = [a]
+    # Fill the bytes below each group's with the next group's first bytes, so that
+    # the overlapping writes below agree wherever they overlap, in any order.
+    if word > size:
+        words[-1][:-1] |= words[0][1:] >> words[0].dtype.type(8 * (size % 8))
+    # One pass writes each word big-endian at its group's byte offset: the byteswap
+    # and the squeeze from K to U bytes per group at once.
+    for offset, w in zip((0, 8), words):
+        dst = np.ndarray((len(w),), f">u{w.itemsize}", out, offset=offset, strides=(size,))
+        np.copyto(dst, w)
 
 
 def pack(indices, bits):
@@ -113,19 +113,18 @@ def pack(indices, bits):
     if bits == 16:
         return indices.astype(">u2").tobytes()
     values = np.ascontiguousarray(indices, dtype=np.uint16)
-    u, size, _ = _group(bits)
+    u, size, word = _group(bits)
     groups, rest = divmod(count, u)
-    out = np.empty(packed_size(count, bits), np.uint8)
+    total = packed_size(count, bits)
+    out = np.empty(total + word, np.uint8)  # room for the last group's whole word
     if groups:
-        _pack_groups(values[: groups * u], bits, out[: groups * size])
+        _pack_groups(values[: groups * u], bits, out)
     if rest:
-        # The last, partial group: zero values give the zero padding bits.
+        # The last, partial group, after the others: zero values give zero padding.
         tail = np.zeros(u, np.uint16)
         tail[:rest] = values[groups * u :]
-        last = np.empty(size, np.uint8)
-        _pack_groups(tail, bits, last)
-        out[groups * size :] = last[: len(out) - groups * size]
-    return out.tobytes()
+        _pack_groups(tail, bits, out[groups * size :])
+    return out[:total].tobytes()
 
 
 def _unpack_groups(buf, bits, out):
