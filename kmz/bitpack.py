@@ -14,6 +14,10 @@ import numpy as np
 
 MAX_BITS = 16
 
+# Values per chunk: at 2^18..2^20 the temporaries stay in cache, and whole-array steps
+# on millions of values run 3 to 6 times faster than on the full array.
+_CHUNK = 1 << 19
+
 _UINT = {8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}
 
 
@@ -117,8 +121,12 @@ def pack(indices, bits):
     groups, rest = divmod(count, u)
     total = packed_size(count, bits)
     out = np.empty(total + word, np.uint8)  # room for the last group's whole word
-    if groups:
-        _pack_groups(values[: groups * u], bits, out)
+    step = _CHUNK // u
+    for start in range(0, groups, step):
+        # Chunk by chunk, so the temporaries stay in cache; a chunk's last word
+        # spills zeros into the next chunk's first bytes, overwritten right after.
+        end = min(start + step, groups)
+        _pack_groups(values[start * u : end * u], bits, out[start * size :])
     if rest:
         # The last, partial group, after the others: zero values give zero padding.
         tail = np.zeros(u, np.uint16)
@@ -188,8 +196,9 @@ def unpack(data, bits, count):
     # (and a partial group) from a zero-padded copy of the remaining bytes.
     direct = min(groups, max(0, (need - word) // size + 1))
     out = np.empty(groups * u, np.uint16)
-    if direct:
-        _unpack_groups(buf, bits, out[: direct * u])
+    step = _CHUNK // u
+    for start in range(0, direct, step):  # chunk by chunk, as in pack()
+        _unpack_groups(buf[start * size :], bits, out[start * u : min(start + step, direct) * u])
     if direct < groups:
         tail = np.zeros((groups - direct) * size + word, np.uint8)
         rest = buf[direct * size :]
