@@ -52,11 +52,10 @@ def _pack_groups(values, bits, out):
     u, size, word = _group(bits)
     a, s, n = values, 16, bits  # containers of s bits holding n-bit values
     levels = u.bit_length() - 1
-    for level in range(levels):
+    # Odd widths above 8 stop a merge early: their groups take two words (below).
+    for level in range(levels - (size > 8)):
         own = a is not values  # never modify the caller's array
         final = level == levels - 1
-        if final and size > 8:
-            break
         w = a.view(_UINT[2 * s])  # a pair of containers, the first value in the low half
         if 2 * n <= s:
             # Multiplying by 2^(s+n) + 1 lands first<<n | second at bits s..s+2n and
@@ -160,19 +159,19 @@ def _unpack_groups(buf, bits, out):
         a = a.reshape(-1)
         s, n, left = 64, 4 * bits, False
     while n > bits:
+        # Split each n-bit value in two: the upper half is the first child. A child
+        # keeps whatever lies above it (a truncating cast) until the last split,
+        # which writes the output and masks it off.
         m = n // 2
         last = m == bits
-        # Children: the first value above the second. Each child keeps whatever lies
-        # above it (a truncating cast) until the last split masks it off.
         pairs = out.reshape(-1, 2) if last else np.empty((len(a), 2), _UINT[_container(m)])
-        shift = s - m if left else m
-        if last:
-            mask = np.uint16((1 << bits) - 1)
-            np.bitwise_and(a >> shift, mask, out=pairs[:, 0], casting="unsafe")
-            np.bitwise_and(a >> (s - n) if left else a, mask, out=pairs[:, 1], casting="unsafe")
-        else:
-            np.right_shift(a, shift, out=pairs[:, 0], casting="unsafe")
-            np.right_shift(a, s - n if left else 0, out=pairs[:, 1], casting="unsafe")
+        shifts = (s - m, s - n) if left else (m, 0)
+        for col, shift in enumerate(shifts):
+            if last:
+                half = a >> shift if shift else a
+                np.bitwise_and(half, (1 << bits) - 1, out=pairs[:, col], casting="unsafe")
+            else:
+                np.right_shift(a, shift, out=pairs[:, col], casting="unsafe")
         a, s, n, left = pairs.reshape(-1), pairs.itemsize * 8, m, False
 
 
