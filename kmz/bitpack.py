@@ -158,21 +158,28 @@ def _unpack_groups(buf, bits, out):
         a[:, 1] = hi
         a = a.reshape(-1)
         s, n, left = 64, 4 * bits, False
-    while n > bits:
+    while n > 2 * bits:
         # Split each n-bit value in two: the upper half is the first child. A child
-        # keeps whatever lies above it (a truncating cast) until the last split,
-        # which writes the output and masks it off.
+        # keeps whatever lies above it (a truncating cast); the last split drops it.
         m = n // 2
-        last = m == bits
-        pairs = out.reshape(-1, 2) if last else np.empty((len(a), 2), _UINT[_container(m)])
-        shifts = (s - m, s - n) if left else (m, 0)
-        for col, shift in enumerate(shifts):
-            if last:
-                half = a >> shift if shift else a
-                np.bitwise_and(half, (1 << bits) - 1, out=pairs[:, col], casting="unsafe")
-            else:
-                np.right_shift(a, shift, out=pairs[:, col], casting="unsafe")
+        pairs = np.empty((len(a), 2), _UINT[_container(m)])
+        for col, shift in enumerate((s - m, s - n) if left else (m, 0)):
+            np.right_shift(a, shift, out=pairs[:, col], casting="unsafe")
         a, s, n, left = pairs.reshape(-1), pairs.itemsize * 8, m, False
+    # The last split writes the output as uint32 words, each holding a pair of uint16
+    # outputs, the first in the low half: contiguous passes instead of strided ones.
+    words = out.view(np.uint32)
+    if s <= 16:
+        # (v << 16) | (v >> b) in one multiplication: v * 2^(16+b) and v do not overlap.
+        np.multiply(a, np.uint32((1 << (16 + bits)) + 1), out=words, dtype=np.uint32)
+        words >>= np.uint32(bits)
+        words &= np.uint32(((1 << bits) - 1) * 0x10001)
+    else:
+        # 32-bit containers: shifting each value to the top first drops the garbage.
+        np.right_shift(a << np.uint32(32 - 2 * bits), np.uint32(32 - bits), out=words)
+        a <<= np.uint32(32 - bits)
+        a >>= np.uint32(16 - bits)
+        words |= a
 
 
 def unpack(data, bits, count):
