@@ -36,7 +36,7 @@ def _group(bits):
     per group. Four values for even widths above 8 (4b <= 56 bits fit one word), else
     eight: the fewest that fill whole bytes for odd widths, the most that fit for b <= 8.
     Odd widths above 8 need two 64-bit words (K = 16)."""
-    u = 4 if bits > 8 and bits % 2 == 0 else 8
+    u = {2: 4, 4: 2}.get(bits, 4 if bits > 8 and bits % 2 == 0 else 8)
     size = u * bits // 8
     return u, size, max(1, 1 << (size - 1).bit_length())
 
@@ -162,10 +162,24 @@ def _unpack_groups(buf, bits, out):
         # Split each n-bit value in two: the upper half is the first child. A child
         # keeps whatever lies above it (a truncating cast); the last split drops it.
         m = n // 2
-        pairs = np.empty((len(a), 2), _UINT[_container(m)])
-        for col, shift in enumerate((s - m, s - n) if left else (m, 0)):
-            np.right_shift(a, shift, out=pairs[:, col], casting="unsafe")
-        a, s, n, left = pairs.reshape(-1), pairs.itemsize * 8, m, False
+        c = _container(m)
+        if 2 * c == s:
+            # The pair of children is a word as wide as the parent: build it in place
+            # with contiguous passes, the first child in the low half.
+            first = a >> _UINT[s](s - m if left else m)
+            if not left:
+                first &= _UINT[s]((1 << c) - 1)  # its garbage would reach the second
+            if left:
+                a >>= _UINT[s](s - n)
+            a <<= _UINT[s](c)
+            a |= first
+            a = a.view(_UINT[c])
+        else:
+            pairs = np.empty((len(a), 2), _UINT[c])
+            for col, shift in enumerate((s - m, s - n) if left else (m, 0)):
+                np.right_shift(a, shift, out=pairs[:, col], casting="unsafe")
+            a = pairs.reshape(-1)
+        s, n, left = c, m, False
     # The last split writes the output as uint32 words, each holding a pair of uint16
     # outputs, the first in the low half: contiguous passes instead of strided ones.
     words = out.view(np.uint32)
@@ -196,6 +210,8 @@ def unpack(data, bits, count):
         return buf.astype(np.uint16)
     if bits == 16:
         return buf.view(">u2").astype(np.uint16)
+    if bits == 1:
+        return np.unpackbits(buf, count=count).astype(np.uint16)  # a C table lookup
     u, size, word = _group(bits)
     groups = -(-count // u)
     # Groups whose word read stays inside the data go straight from it; the last few
