@@ -134,6 +134,14 @@ def pack(indices, bits):
     return out[:total].tobytes()
 
 
+def _read_words(buf, count, word, stride, offset=0):
+    """`count` big-endian integers of `word` bytes from `buf`, the i-th at byte
+    offset + i * stride, as a native array. The reads may overlap; astype swaps the
+    bytes and makes the array contiguous in one pass."""
+    view = np.ndarray((count,), f">u{word}", buf, offset=offset, strides=(stride,))
+    return view.astype(_UINT[8 * word])
+
+
 def _unpack_groups(buf, bits, out):
     """Unpack len(out) // u groups from uint8 `buf` into uint16 `out`. `buf` must
     extend at least K - U bytes past the last group: each group is read as a whole
@@ -141,21 +149,18 @@ def _unpack_groups(buf, bits, out):
     u, size, word = _group(bits)
     groups = len(out) // u
     if word <= 8:
-        # Overlapping big-endian reads: word g starts at byte g * U; astype swaps and
-        # makes it contiguous in one pass.
-        dtype = f">u{word}"
-        a = np.ndarray((groups,), dtype, buf, strides=(size,)).astype(_UINT[8 * word])
+        a = _read_words(buf, groups, word, size)
         s, n = 8 * word, 8 * size  # n bits left-aligned in s-bit words
         left = True
     else:
-        hi = np.ndarray((groups,), ">u8", buf, strides=(size,)).astype(np.uint64)
-        lo = np.ndarray((groups,), ">u8", buf, offset=8, strides=(size,))
-        # Back to two 4b-bit halves in 64-bit containers, as _pack_groups had them.
+        # Two words per group; back to its two 4b-bit halves in 64-bit containers.
+        hi = _read_words(buf, groups, 8, size)
+        lo = _read_words(buf, groups, 8, size, offset=8)
         a = np.empty((groups, 2), np.uint64)
         np.right_shift(hi, np.uint64(64 - 4 * bits), out=a[:, 0])
         hi <<= np.uint64(8 * bits - 64)
-        hi |= lo >> np.uint64(128 - 8 * bits)
-        a[:, 1] = hi
+        lo >>= np.uint64(128 - 8 * bits)
+        np.bitwise_or(hi, lo, out=a[:, 1])
         a = a.reshape(-1)
         s, n, left = 64, 4 * bits, False
     while n > 2 * bits:
