@@ -58,7 +58,7 @@ def bitarray_speed(count, bits, rng):
     def decode():
         stream = bitarray(endian="big")
         stream.frombytes(data)
-        return stream[: count * bits].decode(codes)
+        return list(stream[: count * bits].decode(codes))  # bitarray 3 decodes lazily
 
     mb = count / 1e6
     return mb / seconds(encode), mb / seconds(decode)
