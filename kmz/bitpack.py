@@ -134,12 +134,11 @@ def pack(indices, bits):
     return out[:total].tobytes()
 
 
-def _read_words(buf, count, word, stride, offset=0):
-    """`count` big-endian integers of `word` bytes from `buf`, the i-th at byte
-    offset + i * stride, as a native array. The reads may overlap; astype swaps the
-    bytes and makes the array contiguous in one pass."""
-    view = np.ndarray((count,), f">u{word}", buf, offset=offset, strides=(stride,))
-    return view.astype(_UINT[8 * word])
+def _words(buf, count, stride, offset=0, word=8):
+    """A view of `count` big-endian integers of `word` bytes in `buf`, the i-th at byte
+    offset + i * stride. The reads may overlap; copying the view to a native array
+    swaps the bytes and makes it contiguous in one pass."""
+    return np.ndarray((count,), f">u{word}", buf, offset=offset, strides=(stride,))
 
 
 def _unpack_groups(buf, bits, out):
@@ -149,20 +148,19 @@ def _unpack_groups(buf, bits, out):
     u, size, word = _group(bits)
     groups = len(out) // u
     if word <= 8:
-        a = _read_words(buf, groups, word, size)
-        s, n = 8 * word, 8 * size  # n bits left-aligned in s-bit words
-        left = True
+        a = _words(buf, groups, size, word=word).astype(_UINT[8 * word])
+        n = 8 * size
     else:
-        # Two words per group; back to its two 4b-bit halves in 64-bit containers.
-        hi = _read_words(buf, groups, 8, size)
-        lo = _read_words(buf, groups, 8, size, offset=8)
+        # Odd widths above 8: the group's first four values are its first 4b bits;
+        # the other four start 4 bits into byte (b - 1) / 2. Read a word at each,
+        # shift out those 4 bits, and both halves are split like an even width.
         a = np.empty((groups, 2), np.uint64)
-        np.right_shift(hi, np.uint64(64 - 4 * bits), out=a[:, 0])
-        hi <<= np.uint64(8 * bits - 64)
-        lo >>= np.uint64(128 - 8 * bits)
-        np.bitwise_or(hi, lo, out=a[:, 1])
-        a = a.reshape(-1)
-        s, n, left = 64, 4 * bits, False
+        for col, offset in enumerate((0, (bits - 1) // 2)):
+            np.copyto(a[:, col], _words(buf, groups, size, offset))  # 1-D: 6x faster than 2-D
+        a[:, 1] <<= np.uint64(4)
+        n = 4 * bits
+    s, left = 8 * a.itemsize, True  # n bits left-aligned in s-bit words, garbage below
+    a = a.reshape(-1)
     while n > 2 * bits:
         # Split each n-bit value in two: the upper half is the first child. A child
         # keeps whatever lies above it (a truncating cast); the last split drops it.
