@@ -3,11 +3,12 @@ between values, the last byte padded with zero bits.
 
 Pure and vectorized. Values go in groups of u (a power of two) whose u*bits bits fill
 U whole bytes. Packing merges neighbours, b -> 2b -> 4b ... bits, by viewing a pair of
-containers (uint8..uint64) as one integer twice as wide; the last merge leaves a group
-left-aligned in a word, so bytes come out by one byteswap. Unpacking reads each group
-as a word and splits it the same way back. Each step is a few whole-array operations,
-in place where the array is ours: at millions of indices the cost is memory traffic
-and fresh pages, not arithmetic, so the number of passes is what is kept small.
+containers (uint8..uint64) as one integer twice as wide, and leaves each group
+left-aligned in a word of K >= U bytes; unpacking reads each group as such a word and
+splits it back the same way. Words are written and read at overlapping byte offsets in
+one strided, byteswapping copy. At millions of indices the cost is memory traffic, not
+arithmetic: the work runs in chunks that fit the cache, with few passes each, in place
+where the array is ours.
 """
 
 import numpy as np
@@ -33,9 +34,9 @@ def _check_bits(bits):
 
 def _group(bits):
     """(u, U, K): values per group, its bytes, and the bytes of the word read or written
-    per group. Four values for even widths above 8 (4b <= 56 bits fit one word), else
-    eight: the fewest that fill whole bytes for odd widths, the most that fit for b <= 8.
-    Odd widths above 8 need two 64-bit words (K = 16)."""
+    per group. A byte for 2 and 4 bits; four values for even widths above 8 (4b <= 56
+    bits fit one word); else eight: the fewest that fill whole bytes for odd widths,
+    the most that fit one word for 6. Odd widths above 8 take two words (K = 16)."""
     u = {2: 4, 4: 2}.get(bits, 4 if bits > 8 and bits % 2 == 0 else 8)
     size = u * bits // 8
     return u, size, max(1, 1 << (size - 1).bit_length())
