@@ -15,6 +15,29 @@ from .errors import KmzError
 from .image import encode, frombytes, psnr
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # One line, like every other kmz error; the usage is one --help away.
+        self.exit(2, f"kmz: error: {message} (see '{self.prog} --help')\n")
+
+
+def _input(text):
+    path = Path(text)
+    if not path.name:  # '.', '/', '': no file, and no name to derive an output from
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file")
+    return path
+
+
+def _seed(text):
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be a whole number, not {text!r}") from None
+    if not 0 <= seed < 2**32:
+        raise argparse.ArgumentTypeError(f"seed must be between 0 and {2**32 - 1}, not {seed}")
+    return seed
+
+
 def _k(text):
     try:
         k = int(text)
@@ -26,25 +49,25 @@ def _k(text):
 
 
 def _parser():
-    parser = argparse.ArgumentParser(prog="kmz", description="k-means colour quantization image codec")
+    parser = _Parser(prog="kmz", description="k-means colour quantization image codec")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("encode", help="encode an image as .kmz")
-    p.add_argument("input", type=Path, help="any image Pillow can read")
+    p.add_argument("input", type=_input, help="any image Pillow can read")
     p.add_argument("-o", "--output", type=Path, help="output path (default: INPUT with suffix .kmz)")
     p.add_argument("-k", type=_k, default=64, help="palette size K, 1 to 65536 (default: 64)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for k-means (default: 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed for k-means (default: 0)")
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.set_defaults(run=_encode)
 
     p = commands.add_parser("decode", help="decode a .kmz file to PNG")
-    p.add_argument("input", type=Path, help="a .kmz file")
+    p.add_argument("input", type=_input, help="a .kmz file")
     p.add_argument("-o", "--output", type=Path, help="output path (default: INPUT with suffix .png)")
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.set_defaults(run=_decode)
 
     p = commands.add_parser("info", help="explain a .kmz file: header and size breakdown")
-    p.add_argument("input", type=Path, help="a .kmz file")
+    p.add_argument("input", type=_input, help="a .kmz file")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(run=_info)
     return parser
@@ -120,7 +143,10 @@ def _info(args):
 
 
 def main(argv=None):
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:  # bad usage (2) or --help (0): a status to return, as documented
+        return e.code
     try:
         args.run(args)
     except KmzError as e:
