@@ -5,13 +5,14 @@ main(argv) returns the exit status: 0 success, 1 a bad file or failed operation,
 """
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
 
 from . import format as fmt
 from . import io
-from .errors import KmzError
+from .errors import FormatError, KmzError
 from .image import encode, frombytes, psnr
 
 
@@ -90,6 +91,21 @@ def _encode(args):
     )
 
 
+def _naming_input(run):
+    """Put the input's name in front of a FormatError, whose message (from kmz.format,
+    which sees only bytes) cannot say which file it is about."""
+
+    @functools.wraps(run)
+    def wrapper(args):
+        try:
+            return run(args)
+        except FormatError as e:
+            raise type(e)(f"{args.input}: {e}") from None
+
+    return wrapper
+
+
+@_naming_input
 def _decode(args):
     output = args.output or args.input.with_suffix(".png")
     io.check_output(output, inputs=[args.input], force=args.force)
@@ -119,6 +135,7 @@ def describe(data):
     }
 
 
+@_naming_input
 def _info(args):
     info = describe(io.read_bytes(args.input))
     if args.json:
