@@ -163,3 +163,16 @@ def test_errors_for_bad_data_are_kmz_errors(tmp_path):
     (tmp_path / "text.png").write_text("not an image")
     with pytest.raises(kmz.KmzError):
         kmz.encode(tmp_path / "text.png")
+
+
+def test_encode_honours_exif_orientation(tmp_path):
+    pixels = np.zeros((2, 4, 3), dtype=np.uint8)
+    pixels[0, 0] = (255, 0, 0)  # top left: red
+    pixels[1, 3] = (0, 0, 255)  # bottom right: blue
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: display it turned 90 degrees clockwise
+    path = tmp_path / "rotated.png"
+    Image.fromarray(pixels).save(path, exif=exif)
+    image = kmz.encode(path, k=4)
+    assert (image.width, image.height) == (2, 4)
+    assert (image.to_array() == np.rot90(pixels, -1)).all()
