@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from . import format as fmt
+from . import errors
 from . import io
-from .errors import FormatError, KmzError
+from .errors import KmzError
 from .image import encode, frombytes, psnr
 
 
@@ -99,7 +100,7 @@ def _naming_input(run):
     def wrapper(args):
         try:
             return run(args)
-        except FormatError as e:
+        except errors.FormatError as e:
             raise type(e)(f"{args.input}: {e}") from None
 
     return wrapper
