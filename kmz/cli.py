@@ -5,14 +5,39 @@ main(argv) returns the exit status: 0 success, 1 a bad file or failed operation,
 """
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
 
 from . import format as fmt
+from . import errors
 from . import io
 from .errors import KmzError
 from .image import encode, frombytes, psnr
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # One line, like every other kmz error; the usage is one --help away.
+        self.exit(2, f"kmz: error: {message} (see '{self.prog} --help')\n")
+
+
+def _input(text):
+    path = Path(text)
+    if not path.name:  # '.', '/', '': no file, and no name to derive an output from
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file")
+    return path
+
+
+def _seed(text):
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be a whole number, not {text!r}") from None
+    if not 0 <= seed < 2**32:
+        raise argparse.ArgumentTypeError(f"seed must be between 0 and {2**32 - 1}, not {seed}")
+    return seed
 
 
 def _k(text):
@@ -26,25 +51,25 @@ def _k(text):
 
 
 def _parser():
-    parser = argparse.ArgumentParser(prog="kmz", description="k-means colour quantization image codec")
+    parser = _Parser(prog="kmz", description="k-means colour quantization image codec")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("encode", help="encode an image as .kmz")
-    p.add_argument("input", type=Path, help="any image Pillow can read")
+    p.add_argument("input", type=_input, help="any image Pillow can read")
     p.add_argument("-o", "--output", type=Path, help="output path (default: INPUT with suffix .kmz)")
     p.add_argument("-k", type=_k, default=64, help="palette size K, 1 to 65536 (default: 64)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for k-means (default: 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed for k-means (default: 0)")
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.set_defaults(run=_encode)
 
     p = commands.add_parser("decode", help="decode a .kmz file to PNG")
-    p.add_argument("input", type=Path, help="a .kmz file")
+    p.add_argument("input", type=_input, help="a .kmz file")
     p.add_argument("-o", "--output", type=Path, help="output path (default: INPUT with suffix .png)")
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.set_defaults(run=_decode)
 
     p = commands.add_parser("info", help="explain a .kmz file: header and size breakdown")
-    p.add_argument("input", type=Path, help="a .kmz file")
+    p.add_argument("input", type=_input, help="a .kmz file")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(run=_info)
     return parser
@@ -67,6 +92,21 @@ def _encode(args):
     )
 
 
+def _naming_input(run):
+    """Put the input's name in front of a FormatError, whose message (from kmz.format,
+    which sees only bytes) cannot say which file it is about."""
+
+    @functools.wraps(run)
+    def wrapper(args):
+        try:
+            return run(args)
+        except errors.FormatError as e:
+            raise type(e)(f"{args.input}: {e}") from None
+
+    return wrapper
+
+
+@_naming_input
 def _decode(args):
     output = args.output or args.input.with_suffix(".png")
     io.check_output(output, inputs=[args.input], force=args.force)
@@ -96,6 +136,7 @@ def describe(data):
     }
 
 
+@_naming_input
 def _info(args):
     info = describe(io.read_bytes(args.input))
     if args.json:
@@ -120,7 +161,10 @@ def _info(args):
 
 
 def main(argv=None):
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:  # bad usage (2) or --help (0): a status to return, as documented
+        return e.code
     try:
         args.run(args)
     except KmzError as e:

@@ -13,6 +13,10 @@ from . import io
 from .quantize import quantize
 
 
+# Formats whose Pillow writers keep a palette image as one (pixel-identical, smaller).
+_PALETTE_SUFFIXES = {".png", ".gif", ".bmp", ".tif", ".tiff"}
+
+
 class KmzImage:
     """A decoded or freshly encoded .kmz image: `palette` (K, 3) uint8 and
     `indices` (H, W) uint16, each index naming a palette entry."""
@@ -56,11 +60,21 @@ class KmzImage:
         return fmt.encode(self.header, self.palette, self.indices)
 
     def save(self, path, force=True):
-        """Write .kmz when the suffix is .kmz, else any format Pillow writes (by suffix)."""
-        if Path(path).suffix.lower() == ".kmz":
+        """Write .kmz when the suffix is .kmz, else any format Pillow writes (by suffix).
+
+        An existing file is replaced, as Pillow does, unless force=False
+        (then OutputExistsError). The write is atomic.
+        """
+        if not force:
+            io.check_output(path)
+        suffix = Path(path).suffix.lower()
+        if suffix == ".kmz":
             io.write_bytes(path, self.tobytes())
-        else:
-            io.save_pil(path, self.to_pil())
+            return
+        image = self.to_pil()
+        if image.mode == "P" and suffix not in _PALETTE_SUFFIXES:
+            image = image.convert("RGB")  # JPEG, WebP and others cannot store a palette
+        io.save_pil(path, image)
 
 
 def frombytes(data, verify_checksum=True):

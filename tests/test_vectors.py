@@ -1,0 +1,106 @@
+"""Every vector of spec/vectors: good files decode to the pixels their listing and PNG
+hold; bad files raise the error bad/README.md names; regenerating gives the same bytes."""
+
+import importlib.util
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import kmz
+from kmz import errors
+from kmz import format as fmt
+
+VECTORS = Path(__file__).resolve().parents[1] / "spec" / "vectors"
+GOOD = sorted((VECTORS / "good").glob("*.kmz"))
+BAD_README = VECTORS / "bad" / "README.md"
+
+
+def read_listing(path):
+    """The fields, palette, indices and pixels a good vector's .txt lists."""
+    sections = path.read_text().split("\n\n")
+    fields = dict(line.split(" ", 1) for line in sections[1].splitlines()[:5])
+    body = {s.split("\n", 1)[0].split(" (")[0]: s.split("\n", 1)[1] for s in sections[2:] if "\n" in s}
+    palette = [tuple(map(int, line.split(": ")[1].split(","))) for line in body["palette"].splitlines()]
+    indices = [list(map(int, line.split())) for line in body["indices"].splitlines()]
+    pixels = [[tuple(map(int, p.split(","))) for p in line.split()] for line in body["pixels"].splitlines()]
+    return {k: int(v) for k, v in fields.items()}, palette, indices, np.array(pixels, dtype=np.uint8)
+
+
+def bad_table():
+    """(file name, error class, message) from bad/README.md's table."""
+    rows = re.findall(r"^\| `([^`]+)` \| [^|]+ \| (\w+) \| `([^`]+)` \|$", BAD_README.read_text(), re.M)
+    return [(name, getattr(errors, error), message) for name, error, message in rows]
+
+
+def test_the_vectors_cover_what_the_issue_asks():
+    fields = [read_listing(p.with_suffix(".txt"))[0] for p in GOOD]
+    assert {1, 2, 5, 256, 300} <= {f["K"] for f in fields}
+    assert any(f["width"] * f["bits_per_index"] % 8 for f in fields), "no vector whose rows end mid-byte"
+    names = {name for name, _, _ in bad_table()}
+    for defect in ["bad-signature", "unknown-version", "zero-width", "nonzero-reserved", "index-out-of-range",
+                   "truncated", "trailing-bytes", "bad-checksum", "nonzero-padding"]:
+        assert f"{defect}.kmz" in names
+
+
+@pytest.mark.parametrize("path", GOOD, ids=[p.stem for p in GOOD])
+def test_good_vector_decodes_to_its_listing_and_png(path):
+    fields, palette, indices, pixels = read_listing(path.with_suffix(".txt"))
+    data = path.read_bytes()
+    image = kmz.open(path)
+    assert (image.width, image.height, image.k, image.bits_per_index) == (
+        fields["width"], fields["height"], fields["K"], fields["bits_per_index"])
+    assert image.palette.tolist() == [list(c) for c in palette]
+    assert image.indices.tolist() == indices
+    assert (image.to_array() == pixels).all()
+    assert len(data) == fmt.file_size(image.width, image.height, image.k)
+    # The index data, packed longhand (MSB first, zero padding), independent of kmz.bitpack.
+    b = image.bits_per_index
+    stream = "".join(format(i, f"0{b}b") for row in indices for i in row) if b else ""
+    stream += "0" * (-len(stream) % 8)
+    expected = bytes(int(stream[i : i + 8], 2) for i in range(0, len(stream), 8))
+    assert data[24 + 3 * image.k : -4] == expected
+    with Image.open(path.with_suffix(".png")) as png:
+        assert png.mode == ("P" if image.k <= 256 else "RGB")
+        assert (np.asarray(png.convert("RGB")) == pixels).all()
+
+
+@pytest.mark.parametrize("name, error, message", bad_table(), ids=[row[0] for row in bad_table()])
+def test_bad_vector_raises_its_listed_error(name, error, message):
+    with pytest.raises(kmz.FormatError) as info:
+        kmz.open(VECTORS / "bad" / name)
+    assert type(info.value) is error
+    assert message in str(info.value)
+
+
+def test_bad_readme_lists_every_bad_file():
+    assert sorted(name for name, _, _ in bad_table()) == sorted(p.name for p in (VECTORS / "bad").glob("*.kmz"))
+
+
+def test_bad_vectors_fail_only_their_own_check():
+    # Where the defect is not the checksum, the checksum is valid: skipping it changes nothing.
+    for name, error, _ in bad_table():
+        if error is errors.ChecksumError:
+            continue
+        with pytest.raises(error):
+            kmz.frombytes((VECTORS / "bad" / name).read_bytes(), verify_checksum=False)
+
+
+def test_regenerating_gives_the_committed_vectors(tmp_path):
+    spec = importlib.util.spec_from_file_location("make_vectors", VECTORS / "make_vectors.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(tmp_path)
+    made = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    kinds = (".kmz", ".txt", ".png", ".md")
+    committed = sorted(p.relative_to(VECTORS) for p in VECTORS.rglob("*") if p.is_file() and p.suffix in kinds)
+    assert made == committed
+    for relative in made:
+        new, old = tmp_path / relative, VECTORS / relative
+        if relative.suffix == ".png":  # PNG bytes depend on the zlib version; the pixels do not
+            with Image.open(new) as a, Image.open(old) as b:
+                assert a.mode == b.mode and (np.asarray(a.convert("RGB")) == np.asarray(b.convert("RGB"))).all()
+        else:
+            assert new.read_bytes() == old.read_bytes(), relative
