@@ -63,16 +63,20 @@ class KmzImage:
             io.save_pil(path, self.to_pil())
 
 
-def frombytes(data, verify_checksum=True):
-    """Decode a complete .kmz file held in memory."""
-    _, palette, indices = fmt.decode(data, verify_checksum=verify_checksum)
+def frombytes(data, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
+    """Decode a complete .kmz file held in memory.
+
+    max_pixels (default kmz.MAX_IMAGE_PIXELS; None for no limit) is checked from the
+    header before anything is allocated; verify_checksum=False skips only the CRC-32.
+    """
+    _, palette, indices = fmt.decode(data, verify_checksum=verify_checksum, max_pixels=max_pixels)
     return KmzImage(palette, indices)
 
 
-def open(fp):
-    """Read a .kmz file from a path or a binary file object."""
+def open(fp, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
+    """Read a .kmz file from a path or a binary file object (arguments as frombytes)."""
     data = fp.read() if hasattr(fp, "read") else io.read_bytes(fp)
-    return frombytes(data)
+    return frombytes(data, verify_checksum=verify_checksum, max_pixels=max_pixels)
 
 
 def encode(image, k=64, seed=0):
