@@ -79,13 +79,17 @@ def open(fp, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
     return frombytes(data, verify_checksum=verify_checksum, max_pixels=max_pixels)
 
 
-def encode(image, k=64, seed=0):
+def encode(image, k=64, seed=0, frame=None, background=io.DEFAULT_BACKGROUND, max_pixels=fmt.PACKAGE_LIMIT):
     """Quantize an image to at most k colours: `image` is a path, a PIL image or an
-    (H, W, 3) uint8 array. Returns a KmzImage; `.save(path)` writes it."""
+    (H, W, 3) uint8 array. Returns a KmzImage; `.save(path)` writes it.
+
+    frame, background and max_pixels are as kmz.io.convert_image takes them (which also
+    returns the notes on what the conversion did).
+    """
     if isinstance(image, (str, Path)):
-        pixels = io.read_image(image)
+        pixels, _ = io.open_image(image, frame, background, max_pixels)
     elif isinstance(image, Image.Image):
-        pixels = io.to_rgb_array(image)
+        pixels, _ = io.convert_image(image, frame, background, max_pixels)
     else:
         pixels = np.asarray(image)
         if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
@@ -93,6 +97,7 @@ def encode(image, k=64, seed=0):
     height, width = pixels.shape[:2]
     if width == 0 or height == 0:
         raise ValueError("image has no pixels")
+    fmt.check_pixel_limit(width, height, max_pixels)
     result = quantize(pixels.reshape(-1, 3), k, seed=seed)
     return KmzImage(result.palette, result.labels.reshape(height, width))
 
