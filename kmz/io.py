@@ -189,6 +189,21 @@ def write_atomic(path, write):
         if isinstance(e, OSError):
             raise WriteError(f"{path}: cannot write ({e.strerror or e})") from None
         raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder):
+    """Make the rename itself durable; folders cannot be opened on every platform."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_bytes(path, data):
