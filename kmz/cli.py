@@ -169,6 +169,9 @@ def main(argv=None):
         hint = " (--no-limit lifts the limit)" if isinstance(e, PixelLimitError) else ""
         print(f"kmz: error: {e}{hint}", file=sys.stderr)
         return 1
+    except MemoryError:  # reachable only past the pixel limit (--no-limit)
+        print("kmz: error: out of memory", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("kmz: interrupted", file=sys.stderr)
         return 130

@@ -136,6 +136,11 @@ def test_limit_comes_before_the_length_check():
         kmz.frombytes(CASES["pixel_bomb_2_62"][0][:-1])
 
 
+def test_cli_no_limit_on_a_bomb_is_a_clean_out_of_memory(tmp_path, capsys):
+    status = main(["decode", str(BAD / "pixel_bomb_2_62.kmz"), "--no-limit", "-o", str(tmp_path / "x.png")])
+    assert (status, capsys.readouterr().err) == (1, "kmz: error: out of memory\n")
+
+
 def test_skip_checksum_skips_only_the_checksum():
     data = CASES["checksum"][0]
     image = kmz.frombytes(data, verify_checksum=False)
