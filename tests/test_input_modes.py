@@ -84,9 +84,10 @@ def test_pa_mode():
 
 
 def test_cmyk_is_converted_without_colour_management():
-    image = from_row("CMYK", [(0, 0, 0, 0), (255, 0, 0, 0), (0, 0, 0, 255), (0, 255, 255, 0)])
+    # R = (255 - C)(255 - K) / 255: (127 * 127) / 255 = 63.25 -> 63
+    image = from_row("CMYK", [(0, 0, 0, 0), (255, 0, 0, 0), (0, 0, 0, 255), (0, 255, 255, 0), (128, 0, 0, 128)])
     pixels, notes = io.convert_image(image)
-    assert [tuple(p) for p in pixels[0].tolist()] == [(255, 255, 255), (0, 255, 255), (0, 0, 0), (255, 0, 0)]
+    assert [tuple(p) for p in pixels[0].tolist()] == [(255, 255, 255), (0, 255, 255), (0, 0, 0), (255, 0, 0), (63, 127, 127)]
     assert notes == ["CMYK converted to RGB without colour management"]
 
 
