@@ -89,7 +89,7 @@ def _encode(args):
     pixels, notes = io.open_image(args.input, args.frame, args.background, args.max_pixels)
     for note in notes:
         print(f"kmz: note: {note}", file=sys.stderr)
-    image = encode(pixels, k=args.k, seed=args.seed, max_pixels=args.max_pixels)
+    image = encode(pixels, k=args.k, seed=args.seed, max_pixels=None)  # checked by open_image
     data = image.tobytes()
     io.write_bytes(output, data)
     formula_bits = 24 * image.k + image.width * image.height * image.bits_per_index

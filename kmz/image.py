@@ -94,10 +94,10 @@ def encode(image, k=64, seed=0, frame=None, background=io.DEFAULT_BACKGROUND, ma
         pixels = np.asarray(image)
         if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
             raise ValueError("an array image must be (H, W, 3) uint8")
+        fmt.check_pixel_limit(pixels.shape[1], pixels.shape[0], max_pixels)
     height, width = pixels.shape[:2]
     if width == 0 or height == 0:
         raise ValueError("image has no pixels")
-    fmt.check_pixel_limit(width, height, max_pixels)
     result = quantize(pixels.reshape(-1, 3), k, seed=seed)
     return KmzImage(result.palette, result.labels.reshape(height, width))
 

@@ -31,8 +31,11 @@ def _background_rgb(background):
 
 def _scale_to_8_bits(values, top):
     """Samples 0..top (clipped) scaled and rounded to 0..255: 16-bit 65535 -> 255, not clipped."""
-    values = np.clip(np.asarray(values, dtype=np.float64), 0, top)
-    return np.rint(values * (255 / top)).astype(np.uint8)
+    if isinstance(top, float):
+        return np.rint(np.clip(values, 0.0, top) * (255 / top)).astype(np.uint8)
+    # Integers: v * 255 / 65535 is never exactly halfway, so this rounds as rint would.
+    values = np.clip(values, 0, top).astype(np.uint32)
+    return ((values * 255 + top // 2) // top).astype(np.uint8)
 
 
 # Modes whose samples are not 8-bit; how each maps to 0..255 (README "Errors").

@@ -197,6 +197,12 @@ def test_encoder_limit(tmp_path, capsys, monkeypatch):
     assert not png.with_suffix(".kmz").exists()
     assert main(["encode", str(png), "--no-limit"]) == 0
     assert kmz.open(png.with_suffix(".kmz"), max_pixels=None).size == (20, 20)
+    capsys.readouterr()
+    middling = tmp_path / "middling.png"
+    Image.new("RGB", (12, 10)).save(middling)
+    assert main(["encode", str(middling)]) == 0
+    assert capsys.readouterr().err == ("kmz: warning: image is 12 x 10 = 120 pixels, more than the limit of 100 "
+                                       "pixels (a possible decompression bomb)\n")
 
 
 def _png_declaring(width, height):
