@@ -1,6 +1,6 @@
 """Write the atheris seed corpus: small valid .kmz files, one per index width.
 
-    python tests/fuzz/make_seeds.py    # rewrites tests/fuzz/seeds/
+    PYTHONPATH=. python tests/fuzz/make_seeds.py    # rewrites tests/fuzz/seeds/
 """
 
 from pathlib import Path
