@@ -2,7 +2,7 @@
 
 Only KmzError may escape, a file that decodes re-encodes to the same bytes, and the
 decoder never allocates more than the file could describe. Derandomized, so CI runs
-the same examples every time (about 20 s); the atheris harness in tests/fuzz/ is for
+the same examples every time (about 20 s on a loaded 2-core machine); the atheris harness in tests/fuzz/ is for
 long runs.
 """
 
