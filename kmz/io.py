@@ -126,7 +126,7 @@ def open_image(path, frame=None, background=DEFAULT_BACKGROUND, max_pixels=fmt.P
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not an image Pillow can read") from None
     except Exception as e:  # Pillow's decoders raise many types for corrupt files
-        raise ImageReadError(f"{path}: cannot read image ({e or type(e).__name__})") from None
+        raise ImageReadError(f"{path}: cannot read image ({str(e) or type(e).__name__})") from None
 
 
 @contextlib.contextmanager

@@ -216,6 +216,18 @@ def test_broken_files_are_image_read_errors(name, make, message, tmp_path, capsy
     assert not path.with_suffix(".kmz").exists()
 
 
+def test_an_unexpected_pillow_failure_is_named(tmp_path, monkeypatch):
+    path = tmp_path / "a.png"
+    Image.new("RGB", (2, 2)).save(path)
+
+    def broken(self):
+        raise IndexError()
+
+    monkeypatch.setattr(Image.Image, "getexif", broken)
+    with pytest.raises(kmz.ImageReadError, match=r"a.png: cannot read image \(IndexError\)$"):
+        io.open_image(path)
+
+
 def test_missing_file_and_folder(tmp_path):
     with pytest.raises(kmz.ImageReadError, match="nope.png: no such file$"):
         io.open_image(tmp_path / "nope.png")
