@@ -141,3 +141,34 @@ def test_mutations_reach_every_refusal():
     collect()
     assert seen >= {"ok", "SignatureError", "LengthError", "VersionError", "HeaderError",
                     "ChecksumError", "PaddingError", "IndexRangeError", "PixelLimitError"}
+
+
+def _image_files():
+    from io import BytesIO
+
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    image = Image.fromarray(rng.integers(0, 256, (6, 5, 3), dtype=np.uint8))
+    files = []
+    for format, mode in [("PNG", "RGBA"), ("GIF", "P"), ("BMP", "RGB"), ("JPEG", "RGB"), ("TIFF", "CMYK"), ("WEBP", "RGB")]:
+        buffer = BytesIO()
+        image.convert(mode).save(buffer, format=format)
+        files.append(buffer.getvalue())
+    return files
+
+
+IMAGES = _image_files()
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.sampled_from(IMAGES).flatmap(lambda data: mutation(data)))
+def test_mutated_image_files_give_only_kmz_errors(tmp_path_factory, data):
+    """The encoder's side: a corrupt input image is an ImageReadError, never anything else."""
+    path = tmp_path_factory.getbasetemp() / "mutated.img"
+    path.write_bytes(data)
+    try:
+        pixels, _ = kmz.io.open_image(path, max_pixels=MAX_PIXELS)
+    except kmz.KmzError:
+        return
+    assert pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == 3
