@@ -12,6 +12,7 @@ import warnings
 import zlib
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -161,6 +162,7 @@ def _image_files():
 IMAGES = _image_files()
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's notes on the damage it met
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(st.sampled_from(IMAGES).flatmap(lambda data: mutation(data)))
 def test_mutated_image_files_give_only_kmz_errors(tmp_path_factory, data):
