@@ -16,11 +16,19 @@ from .errors import (
     LengthError,
     OutputExistsError,
     PaddingError,
+    PixelLimitError,
+    PixelLimitWarning,
     SignatureError,
     VersionError,
     WriteError,
 )
+from .format import DEFAULT_MAX_IMAGE_PIXELS
 from .image import KmzImage, encode, frombytes, open
+
+# Decoding or encoding an image of more pixels warns (PixelLimitWarning); more than twice
+# as many is refused (PixelLimitError). Set to None to lift the limit, as with Pillow's
+# Image.MAX_IMAGE_PIXELS; read at each call.
+MAX_IMAGE_PIXELS = DEFAULT_MAX_IMAGE_PIXELS
 
 __all__ = [
     "open",
@@ -36,6 +44,9 @@ __all__ = [
     "ChecksumError",
     "IndexRangeError",
     "PaddingError",
+    "PixelLimitError",
+    "PixelLimitWarning",
+    "MAX_IMAGE_PIXELS",
     "ImageReadError",
     "OutputExistsError",
     "WriteError",

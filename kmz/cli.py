@@ -8,12 +8,15 @@ import argparse
 import functools
 import json
 import sys
+import warnings
 from pathlib import Path
+
+from PIL import ImageColor
 
 from . import format as fmt
 from . import errors
 from . import io
-from .errors import KmzError
+from .errors import KmzError, PixelLimitError, PixelLimitWarning
 from .image import encode, frombytes, psnr
 
 
@@ -50,6 +53,30 @@ def _k(text):
     return k
 
 
+def _frame(text):
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"frame must be a whole number from 0, not {text!r}")
+    return int(text)
+
+
+def _colour(text):
+    try:
+        ImageColor.getrgb(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"unknown colour {text!r} (a name such as white, or #rrggbb)") from None
+    return text
+
+
+def _add_limit_options(p, checksum):
+    p.add_argument(
+        "--no-limit", dest="max_pixels", action="store_const", const=None, default=fmt.PACKAGE_LIMIT,
+        help="decode images of any size (default: refuse more than twice kmz.MAX_IMAGE_PIXELS)",
+    )
+    if checksum:
+        p.add_argument("--skip-checksum", dest="verify_checksum", action="store_false",
+                       help="do not verify the CRC-32 (to salvage a damaged file); every other check stays")
+
+
 def _parser():
     parser = _Parser(prog="kmz", description="k-means colour quantization image codec")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -60,17 +87,23 @@ def _parser():
     p.add_argument("-k", type=_k, default=64, help="palette size K, 1 to 65536 (default: 64)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed for k-means (default: 0)")
     p.add_argument("--force", action="store_true", help="replace an existing output")
+    p.add_argument("--frame", type=_frame, help="the frame of an animation to encode (default: 0, with a note)")
+    p.add_argument("--background", type=_colour, default=io.DEFAULT_BACKGROUND,
+                   help="colour under transparent pixels: a name or #rrggbb (default: white)")
+    _add_limit_options(p, checksum=False)
     p.set_defaults(run=_encode)
 
     p = commands.add_parser("decode", help="decode a .kmz file to PNG")
     p.add_argument("input", type=_input, help="a .kmz file")
     p.add_argument("-o", "--output", type=Path, help="output path (default: INPUT with suffix .png)")
     p.add_argument("--force", action="store_true", help="replace an existing output")
+    _add_limit_options(p, checksum=True)
     p.set_defaults(run=_decode)
 
     p = commands.add_parser("info", help="explain a .kmz file: header and size breakdown")
     p.add_argument("input", type=_input, help="a .kmz file")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_limit_options(p, checksum=True)
     p.set_defaults(run=_info)
     return parser
 
@@ -78,8 +111,10 @@ def _parser():
 def _encode(args):
     output = args.output or args.input.with_suffix(".kmz")
     io.check_output(output, inputs=[args.input], force=args.force)
-    pixels = io.read_image(args.input)
-    image = encode(pixels, k=args.k, seed=args.seed)
+    pixels, notes = io.open_image(args.input, args.frame, args.background, args.max_pixels)
+    for note in notes:
+        print(f"kmz: note: {note}", file=sys.stderr)
+    image = encode(pixels, k=args.k, seed=args.seed, max_pixels=None)  # checked by open_image
     data = image.tobytes()
     io.write_bytes(output, data)
     formula_bits = 24 * image.k + image.width * image.height * image.bits_per_index
@@ -110,14 +145,14 @@ def _naming_input(run):
 def _decode(args):
     output = args.output or args.input.with_suffix(".png")
     io.check_output(output, inputs=[args.input], force=args.force)
-    image = frombytes(io.read_bytes(args.input))
+    image = frombytes(io.read_bytes(args.input), args.verify_checksum, args.max_pixels)
     image.save(output)
     print(f"{output}: {image.width}x{image.height}, K={image.k}, {output.stat().st_size:,} bytes")
 
 
-def describe(data):
+def describe(data, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
     """The header fields and the size breakdown of a .kmz file, as a dict."""
-    header = fmt.decode(data)[0]
+    header = fmt.decode(data, verify_checksum, max_pixels)[0]
     n, k, b = header.pixel_count, header.k, header.bits_per_index
     return {
         "version": fmt.VERSION,
@@ -138,7 +173,7 @@ def describe(data):
 
 @_naming_input
 def _info(args):
-    info = describe(io.read_bytes(args.input))
+    info = describe(io.read_bytes(args.input), args.verify_checksum, args.max_pixels)
     if args.json:
         print(json.dumps(info, indent=2))
         return
@@ -160,15 +195,26 @@ def _info(args):
     )
 
 
+def _show_warning(message, category, *args, **kwargs):
+    print(f"kmz: warning: {message}", file=sys.stderr)
+
+
 def main(argv=None):
     try:
         args = _parser().parse_args(argv)
     except SystemExit as e:  # bad usage (2) or --help (0): a status to return, as documented
         return e.code
     try:
-        args.run(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", PixelLimitWarning)
+            warnings.showwarning = _show_warning
+            args.run(args)
     except KmzError as e:
-        print(f"kmz: error: {e}", file=sys.stderr)
+        hint = " (--no-limit lifts the limit)" if isinstance(e, PixelLimitError) else ""
+        print(f"kmz: error: {e}{hint}", file=sys.stderr)
+        return 1
+    except MemoryError:  # reachable only past the pixel limit (--no-limit)
+        print("kmz: error: out of memory", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("kmz: interrupted", file=sys.stderr)

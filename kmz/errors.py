@@ -41,6 +41,19 @@ class PaddingError(FormatError):
     """The unused bits of the last index byte are not zero (spec 3.3)."""
 
 
+class PixelLimitError(FormatError):
+    """The image has more than twice kmz.MAX_IMAGE_PIXELS pixels (spec section 4, check 8).
+
+    Raised from the header alone, before any pixel memory is allocated; also raised
+    for an input image given to the encoder.
+    """
+
+
+class PixelLimitWarning(RuntimeWarning):
+    """The image has more than kmz.MAX_IMAGE_PIXELS pixels, but not twice as many:
+    possibly a decompression bomb (as Pillow's DecompressionBombWarning)."""
+
+
 class ImageReadError(KmzError):
     """An input image cannot be read (not an image, truncated or corrupt)."""
 

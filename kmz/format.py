@@ -19,6 +19,8 @@ Works on bytes in memory only; knows nothing of k-means, files or PNG.
 """
 
 import struct
+import sys
+import warnings
 import zlib
 from dataclasses import dataclass
 
@@ -31,6 +33,8 @@ from .errors import (
     IndexRangeError,
     LengthError,
     PaddingError,
+    PixelLimitError,
+    PixelLimitWarning,
     SignatureError,
     VersionError,
 )
@@ -44,6 +48,8 @@ TRAILER_SIZE = 4
 OVERHEAD = HEADER_SIZE + TRAILER_SIZE
 MAX_DIMENSION = 2**31 - 1
 MAX_K = 65536
+# Pillow's default Image.MAX_IMAGE_PIXELS: a 1 GiB budget at 4 bytes per pixel, over 3.
+DEFAULT_MAX_IMAGE_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 
 _HEADER = struct.Struct(">8sBBHIIHBB")
 assert _HEADER.size == HEADER_SIZE
@@ -121,6 +127,42 @@ def read_header(data):
     return Header(width, height, k, coding)
 
 
+class _PackageLimit:
+    """Default of every max_pixels argument: read kmz.MAX_IMAGE_PIXELS at call time, so
+    that setting the package attribute (as with Pillow's Image.MAX_IMAGE_PIXELS) works."""
+
+    def __repr__(self):
+        return "kmz.MAX_IMAGE_PIXELS"
+
+
+PACKAGE_LIMIT = _PackageLimit()
+
+
+def check_pixel_limit(width, height, max_pixels=PACKAGE_LIMIT):
+    """Spec section 4, check 8, as Pillow does it: above max_pixels a PixelLimitWarning,
+    above twice that a PixelLimitError; None disables the limit.
+
+    Python integers, so a declared 2^62 pixels cannot overflow.
+    """
+    if max_pixels is PACKAGE_LIMIT:
+        max_pixels = sys.modules[__package__].MAX_IMAGE_PIXELS
+    if max_pixels is None:
+        return
+    pixels = int(width) * int(height)
+    if pixels > 2 * max_pixels:
+        raise PixelLimitError(
+            f"image is {width} x {height} = {pixels:,} pixels, more than twice the limit of "
+            f"{max_pixels:,} pixels (a possible decompression bomb)"
+        )
+    if pixels > max_pixels:
+        warnings.warn(
+            f"image is {width} x {height} = {pixels:,} pixels, more than the limit of {max_pixels:,}"
+            " pixels (a possible decompression bomb)",
+            PixelLimitWarning,
+            stacklevel=3,
+        )
+
+
 def encode(header, palette, indices):
     """Assemble a complete file from a header, a (K, 3) uint8 palette and W*H indices."""
     palette = np.asarray(palette, dtype=np.uint8)
@@ -135,14 +177,17 @@ def encode(header, palette, indices):
     return body + struct.pack(">I", zlib.crc32(body))
 
 
-def decode(data, verify_checksum=True):
+def decode(data, verify_checksum=True, max_pixels=PACKAGE_LIMIT):
     """Validate a complete file and return (header, palette (K, 3) uint8, indices (H, W) uint16).
 
-    Checks, in the order of spec section 4: signature, version, header fields, length,
-    checksum, padding bits, index range. Raises a FormatError subclass on the first failure.
+    Checks, in the order of spec section 4: signature, version, header fields, pixel
+    limit (check_pixel_limit with max_pixels), length, checksum, padding bits, index range.
+    Raises a FormatError subclass on the first failure. verify_checksum=False skips only
+    the checksum (check 10), so that a fuzzer's inputs reach the checks behind it.
     """
     data = memoryview(data).cast("B")
     header = read_header(data)
+    check_pixel_limit(header.width, header.height, max_pixels)
     expected = header.file_size
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "trailing bytes"

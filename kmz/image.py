@@ -77,29 +77,38 @@ class KmzImage:
         io.save_pil(path, image)
 
 
-def frombytes(data, verify_checksum=True):
-    """Decode a complete .kmz file held in memory."""
-    _, palette, indices = fmt.decode(data, verify_checksum=verify_checksum)
+def frombytes(data, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
+    """Decode a complete .kmz file held in memory.
+
+    max_pixels (default kmz.MAX_IMAGE_PIXELS; None for no limit) is checked from the
+    header before anything is allocated; verify_checksum=False skips only the CRC-32.
+    """
+    _, palette, indices = fmt.decode(data, verify_checksum=verify_checksum, max_pixels=max_pixels)
     return KmzImage(palette, indices)
 
 
-def open(fp):
-    """Read a .kmz file from a path or a binary file object."""
+def open(fp, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
+    """Read a .kmz file from a path or a binary file object (arguments as frombytes)."""
     data = fp.read() if hasattr(fp, "read") else io.read_bytes(fp)
-    return frombytes(data)
+    return frombytes(data, verify_checksum=verify_checksum, max_pixels=max_pixels)
 
 
-def encode(image, k=64, seed=0):
+def encode(image, k=64, seed=0, frame=None, background=io.DEFAULT_BACKGROUND, max_pixels=fmt.PACKAGE_LIMIT):
     """Quantize an image to at most k colours: `image` is a path, a PIL image or an
-    (H, W, 3) uint8 array. Returns a KmzImage; `.save(path)` writes it."""
+    (H, W, 3) uint8 array. Returns a KmzImage; `.save(path)` writes it.
+
+    frame, background and max_pixels are as kmz.io.convert_image takes them (which also
+    returns the notes on what the conversion did).
+    """
     if isinstance(image, (str, Path)):
-        pixels = io.read_image(image)
+        pixels, _ = io.open_image(image, frame, background, max_pixels)
     elif isinstance(image, Image.Image):
-        pixels = io.to_rgb_array(image)
+        pixels, _ = io.convert_image(image, frame, background, max_pixels)
     else:
         pixels = np.asarray(image)
         if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
             raise ValueError("an array image must be (H, W, 3) uint8")
+        fmt.check_pixel_limit(pixels.shape[1], pixels.shape[0], max_pixels)
     height, width = pixels.shape[:2]
     if width == 0 or height == 0:
         raise ValueError("image has no pixels")

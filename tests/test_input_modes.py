@@ -1,0 +1,266 @@
+"""The encoder's inputs: every Pillow mode, EXIF orientation, 16-bit PNG, animations,
+transparency, and images that are empty, broken or not images at all."""
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import kmz
+from kmz import io
+from kmz.cli import main
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+
+def row(image):
+    """The first row of convert_image's pixels, as a list of RGB tuples."""
+    pixels, _ = io.convert_image(image)
+    return [tuple(int(c) for c in p) for p in pixels[0]]
+
+
+def from_row(mode, values):
+    image = Image.new(mode, (len(values), 1))
+    image.putdata(values)
+    return image
+
+
+def test_mode_1_and_l():
+    assert row(from_row("1", [0, 1, 0])) == [(0, 0, 0), (255, 255, 255), (0, 0, 0)]
+    assert row(from_row("L", [0, 77, 255])) == [(0, 0, 0), (77, 77, 77), (255, 255, 255)]
+
+
+def test_rgb_unchanged_and_no_notes():
+    image = from_row("RGB", [(1, 2, 3), (250, 128, 0)])
+    pixels, notes = io.convert_image(image)
+    assert pixels.tolist() == [[[1, 2, 3], [250, 128, 0]]]
+    assert notes == []
+
+
+def test_alpha_is_composited_on_white_by_default():
+    # (200 * 128 + 255 * 127) / 255 = 227.4 -> 227
+    image = from_row("LA", [(200, 0), (200, 255), (200, 128)])
+    pixels, notes = io.convert_image(image)
+    assert pixels[0, :, 0].tolist() == [255, 200, 227]
+    assert notes == ["the image has transparency; composited onto white"]
+    rgba = from_row("RGBA", [(10, 20, 30, 0), (10, 20, 30, 255), (100, 0, 200, 51)])
+    assert row(rgba) == [(255, 255, 255), (10, 20, 30), (224, 204, 244)]
+
+
+def test_background_colour_names_and_hex():
+    rgba = from_row("RGBA", [(10, 20, 30, 0), (100, 0, 200, 51)])
+    pixels, notes = io.convert_image(rgba, background="#102030")
+    # (100 * 51 + 16 * 204) / 255 = 32.8 -> 33; (0 * 51 + 32 * 204) / 255 = 25.6 -> 26; ...
+    assert pixels[0].tolist() == [[16, 32, 48], [33, 26, 78]]
+    assert notes == ["the image has transparency; composited onto #102030"]
+    assert io.convert_image(rgba, background="red")[0][0, 0].tolist() == [255, 0, 0]
+    assert io.convert_image(rgba, background=(0, 0, 255))[1] == ["the image has transparency; composited onto #0000ff"]
+    with pytest.raises(ValueError):
+        io.convert_image(rgba, background="no such colour")
+
+
+def test_opaque_alpha_gives_no_note():
+    pixels, notes = io.convert_image(from_row("RGBA", [(1, 2, 3, 255)]))
+    assert pixels.tolist() == [[[1, 2, 3]]] and notes == []
+
+
+def test_palette_with_a_transparent_entry():
+    image = from_row("P", [0, 1, 1])
+    image.putpalette([9, 8, 7, 50, 60, 70])
+    image.info["transparency"] = 0
+    assert row(image) == [(255, 255, 255), (50, 60, 70), (50, 60, 70)]
+    image.info.pop("transparency")
+    assert row(image) == [(9, 8, 7), (50, 60, 70), (50, 60, 70)]
+
+
+def test_pa_mode():
+    image = Image.new("PA", (2, 1))
+    image.putpalette([9, 8, 7, 50, 60, 70])
+    image.putdata([(1, 255), (1, 0)])
+    assert row(image) == [(50, 60, 70), (255, 255, 255)]
+
+
+def test_cmyk_is_converted_without_colour_management():
+    # R = (255 - C)(255 - K) / 255: (127 * 127) / 255 = 63.25 -> 63
+    image = from_row("CMYK", [(0, 0, 0, 0), (255, 0, 0, 0), (0, 0, 0, 255), (0, 255, 255, 0), (128, 0, 0, 128)])
+    pixels, notes = io.convert_image(image)
+    assert [tuple(p) for p in pixels[0].tolist()] == [(255, 255, 255), (0, 255, 255), (0, 0, 0), (255, 0, 0), (63, 127, 127)]
+    assert notes == ["CMYK converted to RGB without colour management"]
+
+
+def test_ycbcr():
+    image = from_row("YCbCr", [(128, 128, 128), (255, 128, 128), (0, 128, 128)])
+    assert row(image) == [(128, 128, 128), (255, 255, 255), (0, 0, 0)]
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I;16B", "I"])
+def test_16_bit_samples_are_scaled_not_clipped(mode):
+    # Pillow's own convert("L") would clip 32768 and 65535 to 255 and keep 128 as 128.
+    values = [0, 128, 129, 32768, 65535]
+    pixels, notes = io.convert_image(from_row(mode, values))
+    assert pixels[0, :, 0].tolist() == [0, 0, 1, 128, 255]
+    assert (pixels[0, :, 0] == pixels[0, :, 2]).all()
+    assert notes == [f"mode {mode}: samples 0-65535 scaled to 8 bits"]
+
+
+def test_mode_i_clips_outside_16_bits():
+    assert io.convert_image(from_row("I", [-5, 70000]))[0][0, :, 0].tolist() == [0, 255]
+
+
+def test_mode_f_maps_0_to_1():
+    pixels, notes = io.convert_image(from_row("F", [-1.0, 0.0, 0.25, 1.0, 7.5]))
+    assert pixels[0, :, 0].tolist() == [0, 0, 64, 255, 255]
+    assert notes == ["mode F: samples 0.0-1.0 scaled to 8 bits"]
+
+
+def _png(width, height, depth, colour_type, rows):
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    raw = b"".join(b"\0" + r for r in rows)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_16_bit_png_files(tmp_path):
+    grey = tmp_path / "grey16.png"
+    grey.write_bytes(_png(3, 1, 16, 0, [struct.pack(">3H", 0, 32768, 65535)]))
+    pixels, notes = io.open_image(grey)
+    assert pixels[0, :, 0].tolist() == [0, 128, 255]
+    assert notes == ["mode I;16: samples 0-65535 scaled to 8 bits"]
+    rgb = tmp_path / "rgb16.png"
+    rgb.write_bytes(_png(2, 1, 16, 2, [struct.pack(">6H", 65535, 32768, 0, 0x1234, 0xFFFF, 0x00FF)]))
+    pixels, notes = io.open_image(rgb)
+    # Pillow reads 16-bit RGB as 8-bit RGB (the high byte of each sample).
+    assert pixels.tolist() == [[[255, 128, 0], [0x12, 255, 0]]] and notes == []
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    stored = Image.new("RGB", (3, 2), (0, 0, 0))
+    stored.putpixel((0, 0), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed rotated 90 degrees clockwise
+    path = tmp_path / "rotated.png"
+    stored.save(path, exif=exif)
+    pixels, notes = io.open_image(path)
+    assert pixels.shape == (3, 2, 3)
+    assert pixels[0, 1].tolist() == [255, 0, 0]  # the stored top-left is now top-right
+    assert pixels.sum() == 255
+    assert notes == ["rotated/flipped upright as its EXIF orientation (6) says"]
+    assert kmz.encode(path, k=2).size == (2, 3)
+
+
+COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png", ".webp"])
+def test_animations_give_the_first_frame_or_the_one_asked_for(suffix, tmp_path, capsys):
+    path = tmp_path / f"anim{suffix}"
+    frames = [Image.new("RGB", (4, 4), c) for c in COLOURS]
+    extra = {"lossless": True} if suffix == ".webp" else {}
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, **extra)
+    pixels, notes = io.open_image(path)
+    assert pixels[0, 0].tolist() == [255, 0, 0]
+    assert notes == ["the image has 3 frames; encoded the first (--frame N picks another)"]
+    pixels, notes = io.open_image(path, frame=2)
+    assert pixels[0, 0].tolist() == [0, 0, 255] and notes == []
+    with pytest.raises(kmz.ImageReadError, match=rf"anim{suffix}: no frame 3: the image has 3 frames$"):
+        io.open_image(path, frame=3)
+    assert main(["encode", str(path), "--frame", "1", "-o", str(tmp_path / "f1.kmz")]) == 0
+    assert kmz.open(tmp_path / "f1.kmz").palette.tolist() == [[0, 255, 0]]
+    assert main(["encode", str(path), "-o", str(tmp_path / "f0.kmz")]) == 0
+    err = capsys.readouterr().err
+    assert err == "kmz: note: the image has 3 frames; encoded the first (--frame N picks another)\n"
+
+
+def test_frame_of_a_still_image(tmp_path):
+    path = tmp_path / "still.png"
+    Image.new("RGB", (2, 2)).save(path)
+    assert io.open_image(path, frame=0)[1] == []
+    with pytest.raises(kmz.ImageReadError, match="no frame 1: the image has 1 frame$"):
+        io.open_image(path, frame=1)
+
+
+def test_zero_sized_image():
+    with pytest.raises(kmz.ImageReadError, match=r"^the image has no pixels \(0 x 5\)$"):
+        io.convert_image(Image.new("RGB", (0, 5)))
+    with pytest.raises(kmz.ImageReadError):
+        kmz.encode(Image.new("L", (7, 0)))
+
+
+def _kodak_png(tmp_path):
+    path = tmp_path / "small.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("name, make, message", [
+    ("truncated.png", lambda d: d[: len(d) // 2], "cannot read image (image file is truncated"),
+    ("corrupt.png", lambda d: d[:100] + bytes(b ^ 0x5A for b in d[100:200]) + d[200:], "cannot read image ("),
+    ("header_only.png", lambda d: d[:33], "not an image Pillow can read"),
+    ("text.png", lambda d: b"this is not an image\n", "not an image Pillow can read"),
+    ("empty.png", lambda d: b"", "not an image Pillow can read"),
+])
+def test_broken_files_are_image_read_errors(name, make, message, tmp_path, capsys):
+    path = tmp_path / name
+    path.write_bytes(make(_kodak_png(tmp_path)))
+    with pytest.raises(kmz.ImageReadError) as caught:
+        io.open_image(path)
+    assert str(caught.value).startswith(f"{path}: {message}")
+    assert main(["encode", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"kmz: error: {path}: {message}") and err.count("\n") == 1
+    assert not path.with_suffix(".kmz").exists()
+
+
+def test_an_unexpected_pillow_failure_is_named(tmp_path, monkeypatch):
+    path = tmp_path / "a.png"
+    Image.new("RGB", (2, 2)).save(path)
+
+    def broken(self):
+        raise IndexError()
+
+    monkeypatch.setattr(Image.Image, "getexif", broken)
+    with pytest.raises(kmz.ImageReadError, match=r"a.png: cannot read image \(IndexError\)$"):
+        io.open_image(path)
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(kmz.ImageReadError, match="nope.png: no such file$"):
+        io.open_image(tmp_path / "nope.png")
+    with pytest.raises(kmz.ImageReadError, match=": is a directory$"):
+        io.open_image(tmp_path)
+
+
+def test_old_api_still_returns_pixels(tmp_path):
+    path = tmp_path / "a.png"
+    Image.new("LA", (2, 1), (10, 0)).save(path)
+    assert io.read_image(path).tolist() == [[[255, 255, 255]] * 2]
+    assert io.to_rgb_array(Image.open(path)).tolist() == [[[255, 255, 255]] * 2]
+
+
+def test_cli_background_and_notes(tmp_path, capsys):
+    path = tmp_path / "half.png"
+    Image.new("RGBA", (4, 4), (0, 0, 0, 0)).save(path)
+    assert main(["encode", str(path), "--background", "#ff8000"]) == 0
+    assert kmz.open(path.with_suffix(".kmz")).palette.tolist() == [[255, 128, 0]]
+    assert capsys.readouterr().err == "kmz: note: the image has transparency; composited onto #ff8000\n"
+    with pytest.raises(SystemExit) as caught:
+        main(["encode", str(path), "--background", "nocolour", "--force"])
+    assert caught.value.code == 2
+    assert "unknown colour 'nocolour'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="corpus absent")
+@pytest.mark.parametrize("name, mode", [("camera", "L"), ("barb", "L"), ("circles", "P"), ("text", "P")])
+def test_waterloo_grey_and_palette_images(name, mode):
+    with Image.open(CORPUS / "waterloo" / f"{name}.png") as image:
+        assert image.mode == mode
+        expected = np.asarray(image.convert("RGB"))
+    pixels, notes = io.open_image(CORPUS / "waterloo" / f"{name}.png")
+    assert np.array_equal(pixels, expected) and notes == []
+    if mode == "P":  # few colours: the encoding is lossless
+        assert np.array_equal(kmz.encode(CORPUS / "waterloo" / f"{name}.png", k=256).to_array(), expected)
