@@ -4,10 +4,12 @@
     image = kmz.encode("photo.jpg", k=64)   # quantize: a KmzImage
     image.save("photo.kmz")
     kmz.open("photo.kmz").to_pil().show()
+    PIL.Image.open("photo.kmz")             # after `import kmz`, Pillow reads .kmz too
 """
 
 from .errors import (
     ChecksumError,
+    DamagedImageError,
     FormatError,
     HeaderError,
     ImageReadError,
@@ -17,16 +19,20 @@ from .errors import (
     OutputExistsError,
     PaddingError,
     SignatureError,
+    TargetError,
     VersionError,
     WriteError,
 )
 from .image import KmzImage, encode, frombytes, open
+from .targets import TargetResult
+from . import pillow_plugin  # registers .kmz with Pillow
 
 __all__ = [
     "open",
     "encode",
     "frombytes",
     "KmzImage",
+    "TargetResult",
     "KmzError",
     "FormatError",
     "SignatureError",
@@ -39,4 +45,6 @@ __all__ = [
     "ImageReadError",
     "OutputExistsError",
     "WriteError",
+    "DamagedImageError",
+    "TargetError",
 ]
