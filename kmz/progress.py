@@ -18,8 +18,9 @@ class Progress:
     moment the current stage, then each later stage as it starts. Use as a context
     manager, or call close() when the work ends."""
 
-    def __init__(self, stream=None, quiet=False, delay=DELAY):
+    def __init__(self, stream=None, quiet=False, delay=None):
         self.stream = sys.stderr if stream is None else stream
+        delay = DELAY if delay is None else delay
         isatty = getattr(self.stream, "isatty", None)
         self.enabled = not quiet and bool(isatty and isatty())
         self._start = time.monotonic()
