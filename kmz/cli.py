@@ -79,7 +79,7 @@ def _positive(kind):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__} number, not {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
         if not value > 0:
             raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
         return value
