@@ -110,12 +110,11 @@ def _encode(args):
     quality = psnr(pixels, image.to_array())
     asked = image.target.k if image.target else args.k or DEFAULT_K
     note = "" if image.k == asked else f" (the image has only {image.k} colours)"
-    if image.target:
-        note += f"; {image.target.describe()}"
+    target = f"; {image.target.describe()}" if image.target else ""
     print(
         f"{output}: {len(data):,} bytes, K={image.k}{note}, {image.bits_per_index} bits per index, "
         f"formula 24K + N*b = {formula_bits:,} bits + {fmt.OVERHEAD} bytes overhead, "
-        f"PSNR {quality:.2f} dB"
+        f"PSNR {quality:.2f} dB{target}"
     )
 
 

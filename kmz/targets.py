@@ -39,7 +39,7 @@ class TargetResult:
         if self.target == "psnr":
             goal, reached = f"PSNR >= {self.goal:g} dB", f"{self.reached:.2f} dB"
             how = "smallest K reaching it"
-            miss = f"the best of the K tried, up to the largest searched ({self.k_max}; raise it with -k)"
+            miss = f"the best K tried; the search stops at K={self.k_max}, raise that with -k"
         else:
             goal, reached = f"size <= {int(self.goal):,} bytes", f"{int(self.reached):,} bytes"
             how = "largest K that fits"
@@ -81,7 +81,7 @@ def smallest_k_for_psnr(goal, psnr_at, k_max=DEFAULT_MAX_K):
     measured = {}
 
     def reaches(k):
-        measured[k] = psnr_at(k)
+        measured[k] = float(psnr_at(k))
         return measured[k] >= goal
 
     k, tried = first_yes(reaches, k_max)

@@ -3,6 +3,7 @@ import re
 import time
 
 import numpy as np
+import pytest
 
 import kmz
 from kmz import cli, progress
@@ -98,3 +99,46 @@ def test_cli_encode_shows_its_stages_on_a_terminal(tmp_path, monkeypatch):
 
 def test_cli_encode_quiet_shows_nothing(tmp_path, monkeypatch):
     assert _encode_cli(tmp_path, monkeypatch, "--quiet").getvalue() == ""
+
+
+def _cli_under_a_terminal(tmp_path, *args):
+    """Run the CLI with stderr on a real pseudo-terminal (DELAY 0, so a quick encode
+    counts as long); returns (stdout, what the terminal showed)."""
+    pty = pytest.importorskip("pty")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pixels = np.random.default_rng(3).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    source = tmp_path / "in.png"
+    kmz.KmzImage(*_identity(pixels)).save(source)
+    main, secondary = pty.openpty()
+    code = "import sys, kmz.progress, kmz.cli; kmz.progress.DELAY = 0; sys.exit(kmz.cli.main(sys.argv[1:]))"
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", code, "encode", str(source), "-k", "4", *args],
+        stdout=subprocess.PIPE, stderr=secondary, env={**os.environ, "PYTHONPATH": str(root)}, timeout=120,
+    )
+    os.close(secondary)
+    shown = b""
+    try:
+        while chunk := os.read(main, 4096):
+            shown += chunk
+    except OSError:  # Linux signals the end of a closed pty with EIO
+        pass
+    os.close(main)
+    assert done.returncode == 0
+    return done.stdout.decode(), shown.decode().replace("\r\n", "\n")
+
+
+def test_a_real_terminal_shows_the_stages(tmp_path):
+    out, shown = _cli_under_a_terminal(tmp_path)
+    assert out.startswith(f"{tmp_path / 'in.kmz'}: ")
+    assert [LINE.match(line).group(1) for line in shown.splitlines()] == [
+        f"reading {tmp_path / 'in.png'}", "quantizing K=4", "packing", f"writing {tmp_path / 'in.kmz'}",
+    ]
+
+
+def test_a_real_terminal_shows_nothing_when_quiet(tmp_path):
+    assert _cli_under_a_terminal(tmp_path, "--quiet")[1] == ""
