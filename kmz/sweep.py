@@ -49,9 +49,9 @@ def sweep(pixels, ks=DEFAULT_KS, seed=0, input_bytes=None, progress=None):
     rows = []
     for number, k in enumerate(ks, 1):
         if progress:
-            progress(f"K={k} ({number} of {len(ks)})")
+            progress(f"quantizing K={k} ({number} of {len(ks)})")
         start = time.perf_counter()
-        image = encode(pixels, k=k, seed=seed, progress=progress)
+        image = encode(pixels, k=k, seed=seed)
         data = image.tobytes()
         seconds = time.perf_counter() - start
         rows.append(SweepRow(k, image, len(data), psnr(pixels, image.to_array()), seconds, input_bytes))

@@ -30,27 +30,17 @@ def test_terminal_shows_every_stage_once_past_the_delay():
     assert stages(stream) == ["reading x.png", "quantizing K=64"]
 
 
-def test_not_a_terminal_shows_nothing():
-    stream = io.StringIO()
-    with Progress(stream, delay=0) as report:
-        report("reading x.png")
-    assert stream.getvalue() == ""
-    assert not Progress(stream).enabled
-
-
-def test_quiet_shows_nothing_on_a_terminal():
-    stream = FakeTerminal()
-    with Progress(stream, quiet=True, delay=0) as report:
-        report("reading x.png")
-    assert stream.getvalue() == ""
-
-
-def test_quick_work_shows_nothing():
-    stream = FakeTerminal()
-    with Progress(stream, delay=60) as report:
+@pytest.mark.parametrize(
+    "stream, options",
+    [(io.StringIO(), {"delay": 0}), (FakeTerminal(), {"quiet": True, "delay": 0}), (FakeTerminal(), {"delay": 60})],
+    ids=["not a terminal", "quiet", "quick work"],
+)
+def test_shows_nothing(stream, options):
+    with Progress(stream, **options) as report:
         report("reading x.png")
         report("quantizing K=64")
     assert stream.getvalue() == ""
+    assert Progress(io.StringIO()).enabled is False
 
 
 def test_long_work_shows_the_current_stage_when_the_delay_passes_then_each_new_one():
