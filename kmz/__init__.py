@@ -4,10 +4,12 @@
     image = kmz.encode("photo.jpg", k=64)   # quantize: a KmzImage
     image.save("photo.kmz")
     kmz.open("photo.kmz").to_pil().show()
+    PIL.Image.open("photo.kmz")             # after `import kmz`, Pillow reads .kmz too
 """
 
 from .errors import (
     ChecksumError,
+    DamagedImageError,
     FormatError,
     HeaderError,
     ImageReadError,
@@ -19,11 +21,14 @@ from .errors import (
     PixelLimitError,
     PixelLimitWarning,
     SignatureError,
+    TargetError,
     VersionError,
     WriteError,
 )
 from .format import DEFAULT_MAX_IMAGE_PIXELS
 from .image import KmzImage, encode, frombytes, open
+from .targets import TargetResult
+from . import pillow_plugin  # registers .kmz with Pillow
 
 # Decoding or encoding an image of more pixels warns (PixelLimitWarning); more than twice
 # as many is refused (PixelLimitError). Set to None to lift the limit, as with Pillow's
@@ -35,6 +40,7 @@ __all__ = [
     "encode",
     "frombytes",
     "KmzImage",
+    "TargetResult",
     "KmzError",
     "FormatError",
     "SignatureError",
@@ -50,4 +56,6 @@ __all__ = [
     "ImageReadError",
     "OutputExistsError",
     "WriteError",
+    "DamagedImageError",
+    "TargetError",
 ]

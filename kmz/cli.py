@@ -16,8 +16,11 @@ from PIL import ImageColor
 from . import format as fmt
 from . import errors
 from . import io
+from . import sweep
 from .errors import KmzError, PixelLimitError, PixelLimitWarning
-from .image import encode, frombytes, psnr
+from .image import DEFAULT_K, encode, frombytes, psnr
+from .progress import Progress
+from .targets import DEFAULT_MAX_K
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,13 +87,23 @@ def _parser():
     p = commands.add_parser("encode", help="encode an image as .kmz")
     p.add_argument("input", type=_input, help="any image Pillow can read")
     p.add_argument("-o", "--output", type=Path, help="output path (default: INPUT with suffix .kmz)")
-    p.add_argument("-k", type=_k, default=64, help="palette size K, 1 to 65536 (default: 64)")
+    p.add_argument("-k", type=_k, help=f"palette size K, 1 to 65536 (default: {DEFAULT_K}); with "
+                   f"--psnr or --max-bytes, the largest K searched (default: {DEFAULT_MAX_K})")
     p.add_argument("--seed", type=_seed, default=0, help="random seed for k-means (default: 0)")
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.add_argument("--frame", type=_frame, help="the frame of an animation to encode (default: 0, with a note)")
     p.add_argument("--background", type=_colour, default=io.DEFAULT_BACKGROUND,
                    help="colour under transparent pixels: a name or #rrggbb (default: white)")
     _add_limit_options(p, checksum=False)
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--psnr", type=_positive(float), metavar="DB",
+                        help="choose the smallest K whose PSNR reaches DB (a search)")
+    target.add_argument("--max-bytes", type=_positive(int), metavar="N",
+                        help="choose the largest K whose file fits in N bytes")
+    p.add_argument("--strict", action="store_true",
+                   help="when the target cannot be met, write nothing and exit 1 "
+                   "(default: write the closest K and exit 0)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on a terminal")
     p.set_defaults(run=_encode)
 
     p = commands.add_parser("decode", help="decode a .kmz file to PNG")
@@ -105,25 +118,63 @@ def _parser():
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_limit_options(p, checksum=True)
     p.set_defaults(run=_info)
+
+    p = commands.add_parser("sweep", help="encode at several K: a table, a chart and a contact sheet")
+    p.add_argument("input", type=_input, help="any image Pillow can read")
+    p.add_argument("--k", type=_k_list, default=sweep.DEFAULT_KS, metavar="LIST",
+                   help="comma-separated K values (default: %s)" % ",".join(map(str, sweep.DEFAULT_KS)))
+    p.add_argument("-o", "--output-dir", type=Path, metavar="DIR",
+                   help="folder for NAME-sweep-chart.png and NAME-sweep-sheet.png (default: INPUT's folder)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed for k-means (default: 0)")
+    p.add_argument("--force", action="store_true", help="replace existing outputs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on a terminal")
+    p.set_defaults(run=_sweep)
     return parser
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
+        return value
+
+    return parse
+
+
+def _k_list(text):
+    ks = [_k(part.strip()) for part in text.split(",") if part.strip()]
+    if not ks:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of K values")
+    return tuple(sorted(set(ks)))
 
 
 def _encode(args):
     output = args.output or args.input.with_suffix(".kmz")
     io.check_output(output, inputs=[args.input], force=args.force)
-    pixels, notes = io.open_image(args.input, args.frame, args.background, args.max_pixels)
-    for note in notes:
-        print(f"kmz: note: {note}", file=sys.stderr)
-    image = encode(pixels, k=args.k, seed=args.seed, max_pixels=None)  # checked by open_image
-    data = image.tobytes()
-    io.write_bytes(output, data)
+    with Progress(quiet=args.quiet) as progress:
+        progress(f"reading {args.input}")
+        pixels, notes = io.open_image(args.input, args.frame, args.background, args.max_pixels)
+        for note in notes:
+            print(f"kmz: note: {note}", file=sys.stderr)
+        image = encode(pixels, k=args.k, seed=args.seed, psnr=args.psnr, max_bytes=args.max_bytes,
+                       strict=args.strict, progress=progress, max_pixels=None)  # checked by open_image
+        progress("packing")
+        data = image.tobytes()
+        progress(f"writing {output}")
+        io.write_bytes(output, data)
     formula_bits = 24 * image.k + image.width * image.height * image.bits_per_index
     quality = psnr(pixels, image.to_array())
-    note = "" if image.k == args.k else f" (the image has only {image.k} colours)"
+    asked = image.target.k if image.target else args.k or DEFAULT_K
+    note = "" if image.k == asked else f" (the image has only {image.k} colours)"
+    target = f"; {image.target.describe()}" if image.target else ""
     print(
         f"{output}: {len(data):,} bytes, K={image.k}{note}, {image.bits_per_index} bits per index, "
         f"formula 24K + N*b = {formula_bits:,} bits + {fmt.OVERHEAD} bytes overhead, "
-        f"PSNR {quality:.2f} dB"
+        f"PSNR {quality:.2f} dB{target}"
     )
 
 
@@ -148,6 +199,36 @@ def _decode(args):
     image = frombytes(io.read_bytes(args.input), args.verify_checksum, args.max_pixels)
     image.save(output)
     print(f"{output}: {image.width}x{image.height}, K={image.k}, {output.stat().st_size:,} bytes")
+
+
+def _sweep(args):
+    folder = args.output_dir or args.input.parent
+    sheet_path = folder / f"{args.input.stem}-sweep-sheet.png"
+    chart_path = folder / f"{args.input.stem}-sweep-chart.png"
+    plot = sweep.chart_available()
+    for path in (sheet_path, chart_path) if plot else (sheet_path,):
+        io.check_output(path, inputs=[args.input], force=args.force)
+    if not folder.is_dir():
+        raise KmzError(f"{folder}: no such folder")
+    with Progress(quiet=args.quiet) as progress:
+        progress(f"reading {args.input}")
+        pixels = io.read_image(args.input)
+        input_bytes = args.input.stat().st_size
+        rows = sweep.sweep(pixels, args.k, seed=args.seed, input_bytes=input_bytes, progress=progress)
+        progress("drawing the contact sheet")
+        io.save_pil(sheet_path, sweep.contact_sheet(pixels, rows))
+        if plot:
+            progress("drawing the chart")
+            figure = sweep.chart(rows, title=f"{args.input.name}: size and quality against K")
+            io.write_atomic(chart_path, lambda f: figure.savefig(f, format="png"))
+    height, width = pixels.shape[:2]
+    print(f"{args.input}: {width}x{height}, {input_bytes:,} bytes; raw 24-bit {3 * width * height:,} bytes\n")
+    print(sweep.table(rows) + "\n")
+    print(f"{sheet_path}: contact sheet, the original and {len(rows)} K values")
+    if plot:
+        print(f"{chart_path}: chart of bytes and PSNR against K")
+    else:
+        print("kmz: note: install kmz[plot] for the chart", file=sys.stderr)
 
 
 def describe(data, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):

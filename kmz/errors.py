@@ -64,3 +64,17 @@ class OutputExistsError(KmzError):
 
 class WriteError(KmzError):
     """An output cannot be written (permissions, full disk, input would be overwritten)."""
+
+
+class DamagedImageError(FormatError, OSError):
+    """A damaged .kmz file met through Pillow: an OSError, as Pillow users expect, and a
+    FormatError; the specific kmz error (ChecksumError, LengthError, ...) is its __cause__."""
+
+
+class TargetError(KmzError):
+    """A quality target (psnr=, max_bytes=) cannot be met and strict was asked for.
+    `result` is the TargetResult of the closest K."""
+
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result

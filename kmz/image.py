@@ -10,7 +10,11 @@ from PIL import Image
 
 from . import format as fmt
 from . import io
+from . import targets
+from .errors import TargetError
 from .quantize import quantize
+
+DEFAULT_K = 64
 
 
 # Formats whose Pillow writers keep a palette image as one (pixel-identical, smaller).
@@ -20,6 +24,9 @@ _PALETTE_SUFFIXES = {".png", ".gif", ".bmp", ".tif", ".tiff"}
 class KmzImage:
     """A decoded or freshly encoded .kmz image: `palette` (K, 3) uint8 and
     `indices` (H, W) uint16, each index naming a palette entry."""
+
+    # How encode() chose K for a quality target (a targets.TargetResult); None otherwise.
+    target = None
 
     def __init__(self, palette, indices):
         palette = np.asarray(palette)
@@ -93,9 +100,17 @@ def open(fp, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
     return frombytes(data, verify_checksum=verify_checksum, max_pixels=max_pixels)
 
 
-def encode(image, k=64, seed=0, frame=None, background=io.DEFAULT_BACKGROUND, max_pixels=fmt.PACKAGE_LIMIT):
-    """Quantize an image to at most k colours: `image` is a path, a PIL image or an
-    (H, W, 3) uint8 array. Returns a KmzImage; `.save(path)` writes it.
+def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progress=None,
+           frame=None, background=io.DEFAULT_BACKGROUND, max_pixels=fmt.PACKAGE_LIMIT):
+    """Quantize an image to at most k colours (default 64): `image` is a path, a PIL image
+    or an (H, W, 3) uint8 array. Returns a KmzImage; `.save(path)` writes it.
+
+    Quality targets (one at a time; see kmz.targets for the search and its guarantee):
+    psnr=DB chooses the smallest K whose PSNR reaches DB, max_bytes=N the largest K whose
+    file fits in N bytes, searching K in 1..k (default targets.DEFAULT_MAX_K = 256). The
+    result's `.target` (a TargetResult) names the K chosen and what it reached. A target
+    that cannot be met gives the closest K with `.target.met` False, or, when strict,
+    raises TargetError. `progress`, if given, is called with a line per stage.
 
     frame, background and max_pixels are as kmz.io.convert_image takes them (which also
     returns the notes on what the conversion did).
@@ -112,8 +127,30 @@ def encode(image, k=64, seed=0, frame=None, background=io.DEFAULT_BACKGROUND, ma
     height, width = pixels.shape[:2]
     if width == 0 or height == 0:
         raise ValueError("image has no pixels")
-    result = quantize(pixels.reshape(-1, 3), k, seed=seed)
-    return KmzImage(result.palette, result.labels.reshape(height, width))
+    if psnr is not None and max_bytes is not None:
+        raise ValueError("give one quality target: psnr or max_bytes, not both")
+    encoded = {}
+
+    def encode_at(k):
+        if k not in encoded:
+            if progress:
+                progress(f"quantizing K={k}")
+            result = quantize(pixels.reshape(-1, 3), k, seed=seed)
+            encoded[k] = KmzImage(result.palette, result.labels.reshape(height, width))
+        return encoded[k]
+
+    if psnr is None and max_bytes is None:
+        return encode_at(DEFAULT_K if k is None else k)
+    k_max = targets.DEFAULT_MAX_K if k is None else k
+    if psnr is not None:
+        found = targets.smallest_k_for_psnr(psnr, lambda k: _psnr(pixels, encode_at(k).to_array()), k_max)
+    else:
+        found = targets.largest_k_for_bytes(max_bytes, lambda k: fmt.file_size(width, height, k), k_max)
+    if strict and not found.met:
+        raise TargetError(found.describe(), found)
+    image = encode_at(found.k)
+    image.target = found
+    return image
 
 
 def psnr(original, decoded):
@@ -121,3 +158,6 @@ def psnr(original, decoded):
     diff = original.astype(np.float64) - decoded.astype(np.float64)
     mse = float(np.mean(diff * diff))
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+
+
+_psnr = psnr  # encode()'s psnr= keyword hides the function inside it

@@ -1,0 +1,85 @@
+"""The .kmz format as a Pillow plugin, registered by `import kmz`:
+
+    Image.open("x.kmz")          # reads the 24-byte header; the pixels when needed
+    im.save("x.kmz", k=64)       # any keyword kmz.encode takes: k, seed, psnr, ...
+
+An image with K <= 256 opens in mode P with the palette, a larger one in mode RGB.
+A file that is not .kmz is left to other plugins (so Pillow raises
+UnidentifiedImageError); a damaged one raises DamagedImageError, an OSError whose
+__cause__ is the specific kmz error.
+"""
+
+import inspect
+
+import numpy as np
+from PIL import Image, ImageFile, ImagePalette
+
+from . import format as fmt
+from .errors import DamagedImageError, FormatError, SignatureError
+from .image import encode, frombytes
+
+FORMAT = "KMZ"
+# Save keywords handed to kmz.encode: whatever it accepts except the image itself and
+# the progress callback, so options added to encode work here without a change.
+_SAVE_OPTIONS = frozenset(inspect.signature(encode).parameters) - {"image", "progress"}
+
+
+def _accept(prefix):
+    return prefix[: len(fmt.SIGNATURE)] == fmt.SIGNATURE
+
+
+def _damaged(error):
+    return DamagedImageError(f"damaged .kmz file: {error}")
+
+
+class KmzImageFile(ImageFile.ImageFile):
+    format = FORMAT
+    format_description = "kmz k-means quantized image"
+
+    def _open(self):
+        start = self.fp.tell()
+        try:
+            header = fmt.read_header(self.fp.read(fmt.HEADER_SIZE))
+        except SignatureError as e:
+            raise SyntaxError(str(e)) from e  # not ours: Pillow tries the other formats
+        except FormatError as e:
+            raise _damaged(e) from e
+        self._size = (header.width, header.height)
+        self._mode = "P" if header.k <= 256 else "RGB"
+        self.info["k"] = header.k
+        self.tile = [ImageFile._Tile(FORMAT, (0, 0, *self._size), start)]
+
+    def load_end(self):
+        # The decoder set the palette on the pixel memory; mirror it in .palette.
+        if self.mode == "P":
+            self.palette = ImagePalette.ImagePalette("RGB", self.im.getpalette("RGB", "RGB"))
+
+
+class KmzDecoder(ImageFile.PyDecoder):
+    """Decodes the whole file (from the header on) with kmz's own checks."""
+
+    _pulls_fd = True
+
+    def decode(self, buffer):
+        try:
+            image = frombytes(self.fd.read())
+        except FormatError as e:
+            raise _damaged(e) from e
+        if self.mode == "P":
+            self.set_as_raw(image.indices.astype(np.uint8).tobytes())
+            self.im.putpalette("RGB", "RGB", image.palette.tobytes())
+        else:
+            self.set_as_raw(image.to_array().tobytes())
+        return -1, 0
+
+
+def _save(im, fp, filename):
+    options = {key: value for key, value in im.encoderinfo.items() if key in _SAVE_OPTIONS}
+    fp.write(encode(im, **options).tobytes())
+
+
+Image.register_open(FORMAT, KmzImageFile, _accept)
+Image.register_decoder(FORMAT, KmzDecoder)
+Image.register_save(FORMAT, _save)
+Image.register_extension(FORMAT, ".kmz")
+Image.register_mime(FORMAT, "image/x-kmz")

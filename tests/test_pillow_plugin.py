@@ -1,0 +1,107 @@
+"""The Pillow plugin, through Pillow's public API only."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, UnidentifiedImageError
+
+import kmz
+
+
+def picture(width=24, height=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "RGB")
+
+
+@pytest.fixture
+def kmz_file(tmp_path):
+    path = tmp_path / "x.kmz"
+    kmz.encode(picture(), k=8).save(path)
+    return path
+
+
+def test_kmz_is_a_registered_extension():
+    assert Image.registered_extensions()[".kmz"] == "KMZ"
+    assert Image.MIME["KMZ"] == "image/x-kmz"
+
+
+def test_open_reads_the_header_only(kmz_file):
+    with kmz_file.open("rb") as f, Image.open(f) as im:
+        assert (im.format, im.mode, im.size, im.info["k"]) == ("KMZ", "P", (24, 16), 8)
+        assert f.tell() == 24  # the header's 24 bytes; the palette and pixels wait for load()
+
+
+def test_open_of_a_file_cut_after_its_header_fails_only_on_load(kmz_file):
+    with Image.open(io.BytesIO(kmz_file.read_bytes()[:24])) as im:
+        assert im.size == (24, 16)
+        with pytest.raises(OSError, match=r"^damaged \.kmz file: truncated: file is 24 bytes"):
+            im.load()
+
+
+def test_load_gives_the_decoded_pixels_and_palette(kmz_file):
+    expected = kmz.open(kmz_file)
+    with Image.open(kmz_file) as im:
+        assert np.array_equal(np.asarray(im), expected.indices)
+        assert im.getpalette() == expected.palette.reshape(-1).tolist()
+        assert np.array_equal(np.asarray(im.convert("RGB")), expected.to_array())
+
+
+def test_more_than_256_colours_open_as_rgb(tmp_path):
+    path = tmp_path / "big.kmz"
+    rng = np.random.default_rng(5)
+    image = kmz.KmzImage(rng.integers(0, 256, (300, 3), dtype=np.uint8), rng.integers(0, 300, (9, 40)))
+    image.save(path)
+    with Image.open(path) as im:
+        assert im.mode == "RGB"
+        assert np.array_equal(np.asarray(im), image.to_array())
+
+
+def test_save_passes_encode_options(tmp_path):
+    source = picture()
+    source.save(tmp_path / "a.kmz", k=5, seed=3)
+    assert kmz.open(tmp_path / "a.kmz").tobytes() == kmz.encode(source, k=5, seed=3).tobytes()
+    source.save(tmp_path / "b.kmz")  # the encoder's defaults
+    assert kmz.open(tmp_path / "b.kmz").k == 64
+    source.save(tmp_path / "c.kmz", max_bytes=200, optimize=True)  # unknown options are ignored
+    assert (tmp_path / "c.kmz").stat().st_size <= 200
+    assert kmz.open(tmp_path / "c.kmz").k == kmz.encode(source, max_bytes=200).target.k
+
+
+def test_save_then_open_round_trips_an_image_with_few_colours(tmp_path):
+    pixels = np.array([[[255, 0, 0], [0, 0, 255]], [[0, 255, 0], [255, 0, 0]]], dtype=np.uint8)
+    Image.fromarray(pixels, "RGB").save(tmp_path / "few.kmz", k=16)
+    with Image.open(tmp_path / "few.kmz") as im:
+        assert np.array_equal(np.asarray(im.convert("RGB")), pixels)
+
+
+def test_a_file_that_is_not_kmz_is_unidentified(tmp_path):
+    path = tmp_path / "not.kmz"
+    path.write_bytes(b"just some text, not an image at all\n")
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(path)
+
+
+def test_a_png_named_kmz_still_opens_as_png(tmp_path):
+    picture().save(tmp_path / "png.kmz", format="PNG")
+    with Image.open(tmp_path / "png.kmz") as im:
+        assert im.format == "PNG"
+
+
+def test_a_damaged_pixel_area_raises_oserror_carrying_the_kmz_error(kmz_file):
+    data = bytearray(kmz_file.read_bytes())
+    data[-1] ^= 1
+    with Image.open(io.BytesIO(bytes(data))) as im:
+        with pytest.raises(OSError, match=r"^damaged \.kmz file: checksum mismatch") as caught:
+            im.load()
+    assert isinstance(caught.value, kmz.DamagedImageError)
+    assert isinstance(caught.value, kmz.FormatError)
+    assert isinstance(caught.value.__cause__, kmz.ChecksumError)
+
+
+def test_a_damaged_header_raises_oserror_on_open(kmz_file):
+    data = bytearray(kmz_file.read_bytes())
+    data[8] = 2  # version
+    with pytest.raises(OSError, match=r"unknown format version 2") as caught:
+        Image.open(io.BytesIO(bytes(data)))
+    assert isinstance(caught.value.__cause__, kmz.VersionError)
