@@ -47,7 +47,38 @@ def _parser():
     p.add_argument("input", type=Path, help="a .kmz file")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(run=_info)
+
+    p = commands.add_parser(
+        "batch",
+        help="encode (or decode) files, folders and globs into a mirrored tree",
+        description="Encode (or with --decode, decode) every image under SRC into DST, mirroring "
+        "the tree. Folders are walked recursively for image files (hidden ones and other "
+        "files are left out); files named explicitly are always tried. Existing outputs are "
+        "skipped, so a rerun resumes; each file's result is appended to a JSON-lines manifest.",
+    )
+    p.add_argument("sources", nargs="+", metavar="SRC", help="a file, a folder or a glob (quoted: '**' recurses)")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="DST", help="the output folder")
+    p.add_argument("--decode", action="store_true", help="decode .kmz files to PNG instead of encoding")
+    p.add_argument("-k", type=_k, help="palette size K, 1 to 65536 (default: 64)")
+    p.add_argument("--seed", type=int, help="random seed for k-means (default: 0)")
+    p.add_argument("--workers", type=_positive, metavar="N", help="local worker processes (default: one per core)")
+    p.add_argument("--chunk-size", type=_positive, metavar="N", help="files per task (default: automatic, at most 100)")
+    p.add_argument("--scheduler", metavar="ADDR", help="run on a Dask cluster, e.g. tcp://HOST:8786 (needs kmz[dask])")
+    p.add_argument("--manifest", type=Path, metavar="PATH", help="JSON-lines log, appended (default: DST/kmz-manifest.jsonl)")
+    p.add_argument("--force", action="store_true", help="redo outputs that exist")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no line per failed file")
+    p.set_defaults(run=_batch, usage_error=p.error)
     return parser
+
+
+def _positive(text):
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
 
 
 def _encode(args):
@@ -73,6 +104,38 @@ def _decode(args):
     image = frombytes(io.read_bytes(args.input))
     image.save(output)
     print(f"{output}: {image.width}x{image.height}, K={image.k}, {output.stat().st_size:,} bytes")
+
+
+def _batch(args):
+    from tqdm import tqdm
+
+    from . import batch
+
+    if args.decode and (args.k is not None or args.seed is not None):
+        args.usage_error("-k and --seed apply to encoding; --decode takes neither")
+    if args.scheduler and args.workers:
+        args.usage_error("--workers is for the local pool; a Dask cluster has its own workers")
+    plan = batch.plan(args.sources, args.output, decode=args.decode, force=args.force)
+    job = batch.Job(decode=args.decode, k=64 if args.k is None else args.k, seed=args.seed or 0)
+
+    def report(record):
+        if record["status"] == "failed" and not args.quiet:
+            tqdm.write(f"kmz: failed: {record['error']}", file=sys.stderr)
+
+    summary = batch.run(
+        plan,
+        job,
+        manifest=args.manifest or args.output / batch.MANIFEST_NAME,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        chunk_size=args.chunk_size,
+        progress=not args.quiet and sys.stderr.isatty(),
+        on_record=report,
+    )
+    print(summary)
+    if summary.failed:
+        total = summary.done + summary.failed
+        raise KmzError(f"{summary.failed:,} of {total:,} files tried failed (see {summary.manifest})")
 
 
 def describe(data):
