@@ -26,6 +26,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
@@ -263,11 +264,11 @@ def _death(exitcode):
     return f"exit status {exitcode}"
 
 
-def isolate_chunk(tasks, job, convert=convert_file, attempts=2):
+def isolate_chunk(tasks, job, convert=convert_file, attempts=2, stop=None):
     """Run a chunk whose worker died, in a process of its own that reports each file as it
     finishes, so a death points at exactly one file. That file is retried (an OOM kill may
     have been the neighbours' fault) and after `attempts` deaths recorded as failed; the
-    files after it go on in a fresh process."""
+    files after it go on in a fresh process. Setting the `stop` event ends it early."""
     context = multiprocessing.get_context()
     results, deaths = [], 0
     while len(results) < len(tasks):
@@ -277,8 +278,13 @@ def isolate_chunk(tasks, job, convert=convert_file, attempts=2):
         sender.close()
         try:
             while True:
-                results.append(receiver.recv())
-                deaths = 0
+                if stop is not None and stop.is_set():
+                    process.kill()
+                    process.join()
+                    return results
+                if receiver.poll(0.2):
+                    results.append(receiver.recv())
+                    deaths = 0
         except EOFError:
             pass
         receiver.close()
@@ -316,6 +322,7 @@ class _LocalBackend:
         self.attempts = attempts
         self.pool = ProcessPoolExecutor(workers)
         self.isolator = ThreadPoolExecutor(workers, thread_name_prefix="kmz-isolate")
+        self.stop = threading.Event()
         self.broken = False
 
     def submit(self, tasks, job, convert):
@@ -329,9 +336,15 @@ class _LocalBackend:
         if not isinstance(error, BrokenProcessPool):
             return None
         self.broken = True
-        return [(self.isolator.submit(isolate_chunk, tasks, job, convert, self.attempts), tasks)]
+        return [(self.isolator.submit(isolate_chunk, tasks, job, convert, self.attempts, self.stop), tasks)]
 
     def close(self, cancel=False):
+        if cancel:  # interrupted: stop the files in progress too, not only the queued ones
+            self.stop.set()
+            # ProcessPoolExecutor has no public way to end running tasks before Python
+            # 3.14 (terminate_workers); without it, exit waits for every running chunk.
+            for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+                process.kill()
         self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
         self.isolator.shutdown(wait=not cancel, cancel_futures=cancel)
 

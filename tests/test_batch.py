@@ -2,6 +2,7 @@
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -235,3 +236,11 @@ def test_cli_batch_usage_errors_exit_2(tmp_path, capsys, extra, message):
     assert exit.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_isolate_chunk_stops_when_told(tmp_path):
+    make_image(tmp_path / "a.png")
+    stop = threading.Event()
+    stop.set()
+    assert batch.isolate_chunk([(str(tmp_path / "a.png"), str(tmp_path / "a.kmz"))], batch.Job(k=K), stop=stop) == []
+    assert not (tmp_path / "a.kmz").exists()
