@@ -61,8 +61,9 @@ def image_suffixes():
     return frozenset(
         suffix
         for suffix, name in Image.registered_extensions().items()
-        if name in Image.OPEN and suffix in _RASTER_SUFFIXES and suffix != ".kmz"
+        if name in Image.OPEN and suffix in _RASTER_SUFFIXES
     )
+
 
 _GLOB_MAGIC = re.compile(r"[*?[]")
 
@@ -132,22 +133,20 @@ def _walk(folder, root, suffixes, exclude):
 
 
 def _expand(source, suffixes, exclude):
-    """(file, root) pairs for one SRC; the output mirrors each file's path below its root."""
-    text = str(source)
-    if _GLOB_MAGIC.search(text):
-        parts = Path(text).parts
-        fixed = next(i for i, part in enumerate(parts) if _GLOB_MAGIC.search(part))
-        root = Path(*parts[:fixed]) if fixed else Path(".")
-        matches = sorted(glob(text, recursive=True))
-        if not matches:
-            raise KmzError(f"{text}: no file or folder matches")
-    else:
-        path = Path(text)
-        if path.is_dir():
-            return _walk(path, path, suffixes, exclude)
-        if not path.exists():
-            raise KmzError(f"{path}: no such file or folder")
+    """(file, root) pairs for one SRC; the output mirrors each file's path below its root.
+    A path that exists is taken literally even if it has glob characters (photo[1].png)."""
+    path = Path(source)
+    if path.is_dir():
+        return _walk(path, path, suffixes, exclude)
+    if path.exists():
         return [(path, path.parent)], 0
+    if not _GLOB_MAGIC.search(str(source)):
+        raise KmzError(f"{path}: no such file or folder")
+    fixed = next(i for i, part in enumerate(path.parts) if _GLOB_MAGIC.search(part))
+    root = Path(*path.parts[:fixed])
+    matches = sorted(glob(str(source), recursive=True))
+    if not matches:
+        raise KmzError(f"{source}: no file or folder matches")
     found, ignored = [], 0
     for match in map(Path, matches):
         if match.is_dir():

@@ -67,6 +67,16 @@ def test_plan_glob_mirrors_below_its_fixed_part(tmp_path):
         batch.plan([f"{src}/*.gif"], tmp_path / "dst")
 
 
+def test_plan_takes_an_existing_path_literally_and_a_relative_glob_from_here(tmp_path, monkeypatch):
+    make_image(tmp_path / "photo[1].png")
+    make_image(tmp_path / "photo1.png")
+    plan = batch.plan([tmp_path / "photo[1].png"], tmp_path / "dst")
+    assert targets(plan.tasks) == [str(tmp_path / "dst/photo[1].kmz")]
+    monkeypatch.chdir(tmp_path)
+    plan = batch.plan(["photo?.png"], "dst")
+    assert [(str(t.source), str(t.target)) for t in plan.tasks] == [("photo1.png", "dst/photo1.kmz")]
+
+
 def test_plan_refuses_missing_sources_and_a_file_as_destination(tmp_path):
     with pytest.raises(kmz.KmzError, match=r"/nope: no such file or folder$"):
         batch.plan([tmp_path / "nope"], tmp_path / "dst")
