@@ -116,20 +116,8 @@ def main():
             if cluster is not None:
                 cluster.close()
 
-    def medians(runs):
-        t = statistics.median(seconds for seconds, _ in runs)
-        busy = [cpu / seconds for seconds, cpu in runs if cpu is not None]
-        return t, f"{statistics.median(busy):.2f}" if busy else "-"
-
     n = len(kodak)
-    base = medians(photo_times["1 worker"])[0]
-    print(f"Kodak, {n} images 768x512, K={args.k}, median of {args.rounds} interleaved rounds:\n")
-    print("| run | seconds | files/s | speed-up vs 1 worker | cores busy (worker CPU s / s) |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for name, runs in photo_times.items():
-        t, busy = medians(runs)
-        print(f"| {name} | {t:.2f} | {n / t:.2f} | {base / t:.2f}x | {busy} |")
-
+    speed_table(f"Kodak, {n} images 768x512, K={args.k}, median of {args.rounds} interleaved rounds:", photo_times, n)
     loop = medians(tiny_times["in-process loop"])[0]
     print(f"\n{args.tiny} tiny 8x8 images, K={args.k} (whole run, pool start and stop included):\n")
     print("| run | seconds | files/s | ms per file | overhead vs loop, ms per file |")
@@ -138,15 +126,25 @@ def main():
         t = medians(runs)[0]
         overhead = "-" if name == "in-process loop" else f"{1000 * (t - loop) / args.tiny:+.2f}"
         print(f"| {name} | {t:.2f} | {args.tiny / t:.0f} | {1000 * t / args.tiny:.2f} | {overhead} |")
+    print()
+    speed_table(f"The {args.tiny} tiny files, each a 10 ms sleep instead of an encode (the pool's overlap):", sleep_times, args.tiny)
 
-    base = medians(sleep_times["1 worker"])[0]
-    print(f"\nThe {args.tiny} tiny files, each a 10 ms sleep instead of an encode (the pool's overlap):\n")
-    print("| run | seconds | files/s | speed-up vs 1 worker |")
-    print("| --- | ---: | ---: | ---: |")
-    for name, runs in sleep_times.items():
-        t = medians(runs)[0]
-        print(f"| {name} | {t:.2f} | {args.tiny / t:.0f} | {base / t:.2f}x |")
 
+def medians(runs):
+    """Median seconds, and the median of the workers' CPU seconds per second ("-" unknown)."""
+    t = statistics.median(seconds for seconds, _ in runs)
+    busy = [cpu / seconds for seconds, cpu in runs if cpu is not None]
+    return t, f"{statistics.median(busy):.2f}" if busy else "-"
+
+
+def speed_table(title, runs_by_name, files):
+    base = medians(runs_by_name["1 worker"])[0]
+    print(f"{title}\n")
+    print("| run | seconds | files/s | speed-up vs 1 worker | cores busy (worker CPU s / s) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, runs in runs_by_name.items():
+        t, busy = medians(runs)
+        print(f"| {name} | {t:.2f} | {files / t:.2f} | {base / t:.2f}x | {busy} |")
 
 if __name__ == "__main__":
     main()
