@@ -224,16 +224,21 @@ def convert_file(source, target, job):
 
 
 def _convert_one(convert, source, target, job):
-    """Result fields of one file; whatever goes wrong is this file's failure only."""
+    """Result fields of one file; whatever goes wrong is this file's failure only. The
+    error names the file (format errors, for one, do not)."""
     start = time.perf_counter()
     try:
         result, status, error = convert(source, target, job), "done", None
-    except KmzError as e:
-        result, status, error = {}, "failed", str(e)
-    except OSError as e:  # e.g. the output folder cannot be made
-        result, status, error = {}, "failed", f"{e.strerror or e}: {e.filename or source}"
     except Exception as e:  # noqa: BLE001 - a bug or MemoryError on one file stops only that file
-        result, status, error = {}, "failed", f"{source}: {type(e).__name__}: {e}"
+        result, status = {}, "failed"
+        if isinstance(e, KmzError):
+            error = str(e)
+        elif isinstance(e, OSError):  # e.g. the output folder cannot be made
+            error = f"{e.filename or source}: {e.strerror or e}"
+        else:
+            error = f"{type(e).__name__}: {e}"
+        if not error.startswith(str(source)):
+            error = f"{source}: {error}"
     return dict(result, status=status, seconds=round(time.perf_counter() - start, 4), error=error)
 
 

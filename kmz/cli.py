@@ -107,6 +107,7 @@ def _decode(args):
 
 
 def _batch(args):
+    # Imported here, so the other commands do not load the batch machinery.
     from tqdm import tqdm
 
     from . import batch
@@ -116,7 +117,8 @@ def _batch(args):
     if args.scheduler and args.workers:
         args.usage_error("--workers is for the local pool; a Dask cluster has its own workers")
     plan = batch.plan(args.sources, args.output, decode=args.decode, force=args.force)
-    job = batch.Job(decode=args.decode, k=64 if args.k is None else args.k, seed=args.seed or 0)
+    given = {name: value for name, value in [("k", args.k), ("seed", args.seed)] if value is not None}
+    job = batch.Job(decode=args.decode, **given)
 
     def report(record):
         if record["status"] == "failed" and not args.quiet:

@@ -254,3 +254,24 @@ def test_isolate_chunk_stops_when_told(tmp_path):
     stop.set()
     assert batch.isolate_chunk([(str(tmp_path / "a.png"), str(tmp_path / "a.kmz"))], batch.Job(k=K), stop=stop) == []
     assert not (tmp_path / "a.kmz").exists()
+
+
+def test_a_failure_names_its_file(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    make_image(src / "ok.png")
+    assert batch.run(batch.plan([src], dst), batch.Job(k=K), manifest=dst / "log.jsonl", workers=1).done == 1
+    data = bytearray((dst / "ok.kmz").read_bytes())
+    data[-1] ^= 1
+    (dst / "bad.kmz").write_bytes(bytes(data))
+    (dst / "short.kmz").write_bytes(b"\x8bKMZ")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out/blocked").write_text("a file where a folder must go")
+    (dst / "blocked").mkdir()
+    (dst / "blocked/c.kmz").write_bytes((dst / "ok.kmz").read_bytes())
+    summary = batch.run(batch.plan([dst], tmp_path / "out", decode=True), batch.Job(decode=True), manifest=tmp_path / "m.jsonl")
+    assert summary.done == 1
+    errors = sorted(r["error"] for r in summary.failures)
+    assert len(errors) == 3
+    assert errors[0].startswith(f"{dst}/bad.kmz: checksum mismatch: stored ")
+    assert errors[1] == f"{dst}/blocked/c.kmz: {tmp_path}/out/blocked: File exists"
+    assert errors[2] == f"{dst}/short.kmz: " + str(pytest.raises(kmz.FormatError, kmz.frombytes, b"\x8bKMZ").value)
