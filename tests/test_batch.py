@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from batch_hooks import kill_on_poison
+from batch_hooks import K, kill_on_poison, make_image
 from PIL import Image
 
 import kmz
@@ -16,17 +16,6 @@ from kmz import format as fmt
 from kmz.cli import main
 from kmz.image import psnr
 
-K = 8
-
-
-def make_image(path, seed=0, size=16):
-    """A size x size image of 40 colours, so K=8 is lossy; saved by suffix."""
-    rng = np.random.default_rng(seed)
-    colours = rng.integers(0, 256, (40, 3), dtype=np.uint8)
-    pixels = colours[rng.integers(0, 40, (size, size))]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path)
-    return pixels
 
 
 def read_manifest(path):

@@ -5,8 +5,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from batch_hooks import kill_on_poison
-from test_batch import K, make_image
+from batch_hooks import K, kill_on_poison, make_image
 
 import kmz
 from kmz import batch
