@@ -17,7 +17,6 @@ from kmz.cli import main
 from kmz.image import psnr
 
 
-
 def read_manifest(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
