@@ -38,7 +38,7 @@ from pathlib import Path
 from PIL import Image
 
 from . import io
-from .errors import KmzError
+from .errors import KmzError, WriteError
 from .image import encode, psnr
 from .image import open as open_kmz
 
@@ -417,8 +417,12 @@ def run(
 
     start = time.perf_counter()
     summary = Summary(skipped=len(plan.skipped), ignored=plan.ignored, manifest=Path(manifest))
-    Path(manifest).parent.mkdir(parents=True, exist_ok=True)
-    with open(manifest, "a", encoding="utf-8") as log, tqdm(
+    try:
+        Path(manifest).parent.mkdir(parents=True, exist_ok=True)
+        log = open(manifest, "a", encoding="utf-8")
+    except OSError as e:
+        raise WriteError(f"{manifest}: cannot write the manifest ({e.strerror or e})") from None
+    with log, tqdm(
         total=len(plan.tasks), unit="file", disable=not progress, dynamic_ncols=True, file=sys.stderr
     ) as bar:
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -263,3 +264,17 @@ def test_a_failure_names_its_file(tmp_path):
     assert errors[0].startswith(f"{dst}/bad.kmz: checksum mismatch: stored ")
     assert errors[1] == f"{dst}/blocked/c.kmz: {tmp_path}/out/blocked: File exists"
     assert errors[2] == f"{dst}/short.kmz: " + str(pytest.raises(kmz.FormatError, kmz.frombytes, b"\x8bKMZ").value)
+
+
+def test_cli_batch_says_what_is_missing_for_a_cluster_or_a_manifest(tmp_path, capsys, monkeypatch):
+    make_image(tmp_path / "src/a.png")
+    command = ["batch", str(tmp_path / "src"), "-o", str(tmp_path / "out"), "--quiet"]
+    (tmp_path / "file").write_text("")
+    assert main([*command, "--manifest", str(tmp_path / "file/log.jsonl")]) == 1
+    assert capsys.readouterr().err == (
+        f"kmz: error: {tmp_path}/file/log.jsonl: cannot write the manifest (File exists)\n"
+    )
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if Dask were not installed
+    assert main([*command, "--scheduler", "tcp://127.0.0.1:8786"]) == 1
+    assert capsys.readouterr().err == "kmz: error: --scheduler needs Dask: pip install 'kmz[dask]'\n"
+    assert not (tmp_path / "out/a.kmz").exists()
