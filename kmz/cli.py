@@ -129,6 +129,27 @@ def _parser():
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on a terminal")
     p.set_defaults(run=_sweep)
+
+    p = commands.add_parser(
+        "batch",
+        help="encode (or decode) files, folders and globs into a mirrored tree",
+        description="Encode (or with --decode, decode) every image under SRC into DST, mirroring "
+        "the tree. Folders are walked recursively for image files (hidden ones and other "
+        "files are left out); files named explicitly are always tried. Existing outputs are "
+        "skipped, so a rerun resumes; each file's result is appended to a JSON-lines manifest.",
+    )
+    p.add_argument("sources", nargs="+", metavar="SRC", help="a file, a folder or a glob (quoted: '**' recurses)")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="DST", help="the output folder")
+    p.add_argument("--decode", action="store_true", help="decode .kmz files to PNG instead of encoding")
+    p.add_argument("-k", type=_k, help="palette size K, 1 to 65536 (default: 64)")
+    p.add_argument("--seed", type=_seed, help="random seed for k-means (default: 0)")
+    p.add_argument("--workers", type=_positive(int), metavar="N", help="local worker processes (default: one per core)")
+    p.add_argument("--chunk-size", type=_positive(int), metavar="N", help="files per task (default: automatic, at most 100)")
+    p.add_argument("--scheduler", metavar="ADDR", help="run on a Dask cluster, e.g. tcp://HOST:8786 (needs kmz[dask])")
+    p.add_argument("--manifest", type=Path, metavar="PATH", help="JSON-lines log, appended (default: DST/kmz-manifest.jsonl)")
+    p.add_argument("--force", action="store_true", help="redo outputs that exist")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no line per failed file")
+    p.set_defaults(run=_batch, usage_error=p.error)
     return parser
 
 
@@ -231,6 +252,40 @@ def _sweep(args):
         print("kmz: note: install kmz[plot] for the chart", file=sys.stderr)
 
 
+def _batch(args):
+    # Imported here, so the other commands do not load the batch machinery.
+    from tqdm import tqdm
+
+    from . import batch
+
+    if args.decode and (args.k is not None or args.seed is not None):
+        args.usage_error("-k and --seed apply to encoding; --decode takes neither")
+    if args.scheduler and args.workers:
+        args.usage_error("--workers is for the local pool; a Dask cluster has its own workers")
+    plan = batch.plan(args.sources, args.output, decode=args.decode, force=args.force)
+    given = {name: value for name, value in [("k", args.k), ("seed", args.seed)] if value is not None}
+    job = batch.Job(decode=args.decode, **given)
+
+    def report(record):
+        if record["status"] == "failed" and not args.quiet:
+            tqdm.write(f"kmz: failed: {record['error']}", file=sys.stderr)
+
+    summary = batch.run(
+        plan,
+        job,
+        manifest=args.manifest or args.output / batch.MANIFEST_NAME,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        chunk_size=args.chunk_size,
+        progress=not args.quiet and sys.stderr.isatty(),
+        on_record=report,
+    )
+    print(summary)
+    if summary.failed:
+        total = summary.done + summary.failed
+        raise KmzError(f"{summary.failed:,} of {total:,} files tried failed (see {summary.manifest})")
+
+
 def describe(data, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
     """The header fields and the size breakdown of a .kmz file, as a dict."""
     header = fmt.decode(data, verify_checksum, max_pixels)[0]
@@ -283,13 +338,12 @@ def _show_warning(message, category, *args, **kwargs):
 def main(argv=None):
     try:
         args = _parser().parse_args(argv)
-    except SystemExit as e:  # bad usage (2) or --help (0): a status to return, as documented
-        return e.code
-    try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", PixelLimitWarning)
             warnings.showwarning = _show_warning
             args.run(args)
+    except SystemExit as e:  # argparse: bad usage (2), also found in run, or --help (0)
+        return e.code
     except KmzError as e:
         hint = " (--no-limit lifts the limit)" if isinstance(e, PixelLimitError) else ""
         print(f"kmz: error: {e}{hint}", file=sys.stderr)

@@ -1,0 +1,278 @@
+"""kmz batch on the local process pool: planning, bad files, dying workers, resumption, CLI."""
+
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from batch_hooks import K, kill_on_poison, make_image
+from PIL import Image
+
+import kmz
+from kmz import batch
+from kmz import format as fmt
+from kmz.cli import main
+from kmz.image import psnr
+
+
+def read_manifest(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def targets(tasks):
+    return sorted(str(t.target) for t in tasks)
+
+
+# Planning -------------------------------------------------------------------------
+
+
+def test_plan_mirrors_folders_and_leaves_out_hidden_and_non_images(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for name in ["a.png", "sub/b.bmp", "sub/deep/c.PNG", ".hidden.png", ".git/d.png"]:
+        make_image(src / name)
+    (src / "notes.txt").write_text("not an image")
+    plan = batch.plan([src], dst)
+    assert targets(plan.tasks) == [str(dst / "a.kmz"), str(dst / "sub/b.kmz"), str(dst / "sub/deep/c.kmz")]
+    assert plan.ignored == 2  # .hidden.png and notes.txt; .git is not entered
+    assert plan.skipped == [] and plan.failed == []
+
+
+def test_plan_tries_a_named_file_whatever_its_suffix(tmp_path):
+    (tmp_path / "notes.txt").write_text("not an image")
+    plan = batch.plan([tmp_path / "notes.txt"], tmp_path / "dst")
+    assert [(t.source, t.target) for t in plan.tasks] == [(tmp_path / "notes.txt", tmp_path / "dst/notes.kmz")]
+
+
+def test_plan_glob_mirrors_below_its_fixed_part(tmp_path):
+    src = tmp_path / "src"
+    for name in ["a.png", "x/b.png", "x/c.bmp"]:
+        make_image(src / name)
+    plan = batch.plan([f"{src}/**/*.png"], tmp_path / "dst")
+    assert targets(plan.tasks) == [str(tmp_path / "dst/a.kmz"), str(tmp_path / "dst/x/b.kmz")]
+    with pytest.raises(kmz.KmzError, match=r"^.*/src/\*\.gif: no file or folder matches$"):
+        batch.plan([f"{src}/*.gif"], tmp_path / "dst")
+
+
+def test_plan_takes_an_existing_path_literally_and_a_relative_glob_from_here(tmp_path, monkeypatch):
+    make_image(tmp_path / "photo[1].png")
+    make_image(tmp_path / "photo1.png")
+    plan = batch.plan([tmp_path / "photo[1].png"], tmp_path / "dst")
+    assert targets(plan.tasks) == [str(tmp_path / "dst/photo[1].kmz")]
+    monkeypatch.chdir(tmp_path)
+    plan = batch.plan(["photo?.png"], "dst")
+    assert [(str(t.source), str(t.target)) for t in plan.tasks] == [("photo1.png", "dst/photo1.kmz")]
+
+
+def test_plan_refuses_missing_sources_and_a_file_as_destination(tmp_path):
+    with pytest.raises(kmz.KmzError, match=r"/nope: no such file or folder$"):
+        batch.plan([tmp_path / "nope"], tmp_path / "dst")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(kmz.KmzError, match=r"/file: exists and is not a folder$"):
+        batch.plan([tmp_path], tmp_path / "file")
+
+
+def test_plan_fails_both_inputs_of_a_collision(tmp_path):
+    make_image(tmp_path / "src/a.png")
+    make_image(tmp_path / "src/a.bmp")
+    make_image(tmp_path / "src/b.png")
+    plan = batch.plan([tmp_path / "src"], tmp_path / "dst")
+    assert targets(plan.tasks) == [str(tmp_path / "dst/b.kmz")]
+    assert sorted(r["path"] for r in plan.failed) == [str(tmp_path / "src/a.bmp"), str(tmp_path / "src/a.png")]
+    message = f"output collision: {tmp_path}/src/a.bmp, {tmp_path}/src/a.png all map to {tmp_path}/dst/a.kmz"
+    assert {r["error"] for r in plan.failed} == {message}
+
+
+def test_plan_skips_existing_outputs_unless_forced_and_never_overwrites_an_input(tmp_path):
+    make_image(tmp_path / "src/a.png")
+    make_image(tmp_path / "src/b.png")
+    (tmp_path / "dst").mkdir()
+    (tmp_path / "dst/a.kmz").write_bytes(b"earlier")
+    plan = batch.plan([tmp_path / "src"], tmp_path / "dst")
+    assert targets(plan.tasks) == [str(tmp_path / "dst/b.kmz")]
+    assert targets(plan.skipped) == [str(tmp_path / "dst/a.kmz")]
+    assert len(batch.plan([tmp_path / "src"], tmp_path / "dst", force=True).tasks) == 2
+    # Encoding a file named x.kmz into its own folder would replace it.
+    (tmp_path / "x.kmz").write_bytes(b"input")
+    plan = batch.plan([tmp_path / "x.kmz"], tmp_path, force=True)
+    assert plan.tasks == [] and [r["error"] for r in plan.failed] == [f"{tmp_path}/x.kmz: refusing to overwrite the input"]
+
+
+def test_plan_does_not_walk_into_the_destination(tmp_path):
+    make_image(tmp_path / "a.png")
+    make_image(tmp_path / "out/decoded.png")
+    plan = batch.plan([tmp_path], tmp_path / "out")
+    assert targets(plan.tasks) == [str(tmp_path / "out/a.kmz")]
+
+
+# Running --------------------------------------------------------------------------
+
+
+def test_run_records_every_file_and_a_bad_file_fails_alone(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    images = {f"im{i}.png": make_image(src / f"im{i}.png", seed=i) for i in range(6)}
+    (src / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    plan = batch.plan([src], dst)
+    summary = batch.run(plan, batch.Job(k=K), manifest=dst / "log.jsonl", workers=2, chunk_size=3)
+    assert (summary.done, summary.failed, summary.skipped) == (6, 1, 0)
+    records = {Path(r["path"]).name: r for r in read_manifest(dst / "log.jsonl")}
+    assert sorted(records) == sorted([*images, "corrupt.png"])
+    bad = records.pop("corrupt.png")
+    assert bad["status"] == "failed" and bad["bytes"] is None
+    assert bad["error"] == f"{src}/corrupt.png: cannot read image (Truncated File Read)"
+    assert summary.failures == [bad]
+    for name, record in records.items():
+        output = dst / name.replace(".png", ".kmz")
+        assert record["status"] == "done" and record["error"] is None and record["k"] == K
+        assert record["bytes"] == output.stat().st_size == fmt.file_size(16, 16, K)
+        decoded = kmz.open(output).to_array()
+        assert record["psnr"] == round(psnr(images[name], decoded), 3)
+    assert summary.bytes == 6 * fmt.file_size(16, 16, K)
+    assert list(dst.glob(".*")) == []  # no temporary file left behind
+
+
+def test_a_worker_that_dies_costs_only_its_file(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    names = ["a.png", "b.png", "poison.png", "c.png", "flaky.png", "d.png", "e.png", "f.png"]
+    for i, name in enumerate(names):
+        make_image(src / name, seed=i)
+    plan = batch.plan([src], dst)
+    summary = batch.run(
+        plan, batch.Job(k=K), manifest=dst / "log.jsonl", workers=2, chunk_size=3, convert=kill_on_poison
+    )
+    records = read_manifest(dst / "log.jsonl")
+    assert sorted(Path(r["path"]).name for r in records) == sorted(names)  # each file exactly once
+    failed = [r for r in records if r["status"] == "failed"]
+    assert [Path(r["path"]).name for r in failed] == ["poison.png"]
+    assert failed[0]["error"] == f"worker died (signal 9, SIGKILL) while processing {src}/poison.png, 2 times"
+    assert (summary.done, summary.failed) == (7, 1)
+    # flaky.png killed its worker once, then went through on the retry.
+    assert (src / "flaky.png.died").exists()
+    assert sorted(p.name for p in dst.glob("*.kmz")) == sorted(n.replace(".png", ".kmz") for n in names if n != "poison.png")
+    assert kmz.open(dst / "flaky.kmz").k == K
+
+
+def test_isolate_chunk_points_at_the_file_that_kills(tmp_path):
+    for i, name in enumerate(["a.png", "poison.png", "b.png"]):
+        make_image(tmp_path / name, seed=i)
+    tasks = [(str(tmp_path / n), str(tmp_path / n.replace(".png", ".kmz"))) for n in ["a.png", "poison.png", "b.png"]]
+    results = batch.isolate_chunk(tasks, batch.Job(k=K), kill_on_poison, attempts=3)
+    assert [r["status"] for r in results] == ["done", "failed", "done"]
+    assert results[1]["error"].endswith("poison.png, 3 times")
+
+
+def test_a_rerun_resumes_and_force_redoes(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for i in range(5):
+        make_image(src / f"im{i}.png", seed=i)
+    job, manifest = batch.Job(k=K), dst / "log.jsonl"
+    assert batch.run(batch.plan([src], dst), job, manifest=manifest, workers=2).done == 5
+    (dst / "im1.kmz").unlink()
+    (dst / "im3.kmz").unlink()
+    again = batch.run(batch.plan([src], dst), job, manifest=manifest, workers=2)
+    assert (again.done, again.skipped, again.failed) == (2, 3, 0)
+    # The manifest is appended: the second run added the two files it did.
+    assert sorted(Path(r["path"]).name for r in read_manifest(manifest)[5:]) == ["im1.png", "im3.png"]
+    forced = batch.run(batch.plan([src], dst, force=True), job, manifest=manifest, workers=1)
+    assert (forced.done, forced.skipped) == (5, 0)
+    assert len(read_manifest(manifest)) == 12
+
+
+# The command ----------------------------------------------------------------------
+
+
+def test_cli_batch_encodes_reports_failures_and_exits_1(tmp_path, capsys):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for i in range(3):
+        make_image(src / f"sub/im{i}.png", seed=i)
+    (src / "broken.png").write_bytes(b"junk")
+    assert main(["batch", str(src), "-o", str(dst), "-k", str(K), "--workers", "2"]) == 1
+    out, err = capsys.readouterr()
+    manifest = dst / batch.MANIFEST_NAME
+    assert out.startswith("kmz batch: 3 done, 0 skipped (output exists), 1 failed; ")
+    assert out.rstrip().endswith(f"manifest {manifest}")
+    assert err.splitlines() == [
+        f"kmz: failed: {src}/broken.png: not an image Pillow can read",
+        f"kmz: error: 1 of 4 files tried failed (see {manifest})",
+    ]
+    assert len(read_manifest(manifest)) == 4
+    (src / "broken.png").unlink()
+    assert main(["batch", str(src), "-o", str(dst), "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("kmz batch: 0 done, 3 skipped (output exists), 0 failed; 0 bytes written") and err == ""
+
+
+def test_cli_batch_decode_round_trip(tmp_path, capsys):
+    src, kmzs, pngs = tmp_path / "src", tmp_path / "kmz", tmp_path / "png"
+    for i in range(3):
+        make_image(src / f"d{i % 2}/im{i}.png", seed=i)
+    assert main(["batch", str(src), "-o", str(kmzs), "-k", str(K), "--quiet"]) == 0
+    assert main(["batch", "--decode", str(kmzs), "-o", str(pngs), "--quiet", "--chunk-size", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("kmz batch: 3 done, 0 skipped")
+    decoded = sorted(p.relative_to(pngs) for p in pngs.rglob("*.png"))
+    assert decoded == [Path("d0/im0.png"), Path("d0/im2.png"), Path("d1/im1.png")]
+    for name in decoded:
+        expected = kmz.open((kmzs / name).with_suffix(".kmz")).to_array()
+        assert np.array_equal(np.asarray(Image.open(pngs / name).convert("RGB")), expected)
+    records = read_manifest(pngs / batch.MANIFEST_NAME)
+    assert {r["k"] for r in records} == {K} and {r["psnr"] for r in records} == {None}
+    assert all(r["bytes"] == os.path.getsize(r["output"]) for r in records)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--decode", "-k", "8"], "-k and --seed apply to encoding; --decode takes neither"),
+        (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "--workers is for the local pool"),
+        (["--workers", "0"], "argument --workers: must be greater than 0, not 0"),
+    ],
+)
+def test_cli_batch_usage_errors_exit_2(tmp_path, capsys, extra, message):
+    assert main(["batch", str(tmp_path), "-o", str(tmp_path / "out"), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_isolate_chunk_stops_when_told(tmp_path):
+    make_image(tmp_path / "a.png")
+    stop = threading.Event()
+    stop.set()
+    assert batch.isolate_chunk([(str(tmp_path / "a.png"), str(tmp_path / "a.kmz"))], batch.Job(k=K), stop=stop) == []
+    assert not (tmp_path / "a.kmz").exists()
+
+
+def test_a_failure_names_its_file(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    make_image(src / "ok.png")
+    assert batch.run(batch.plan([src], dst), batch.Job(k=K), manifest=dst / "log.jsonl", workers=1).done == 1
+    data = bytearray((dst / "ok.kmz").read_bytes())
+    data[-1] ^= 1
+    (dst / "bad.kmz").write_bytes(bytes(data))
+    (dst / "short.kmz").write_bytes(b"\x8bKMZ")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out/blocked").write_text("a file where a folder must go")
+    (dst / "blocked").mkdir()
+    (dst / "blocked/c.kmz").write_bytes((dst / "ok.kmz").read_bytes())
+    summary = batch.run(batch.plan([dst], tmp_path / "out", decode=True), batch.Job(decode=True), manifest=tmp_path / "m.jsonl")
+    assert summary.done == 1
+    errors = sorted(r["error"] for r in summary.failures)
+    assert len(errors) == 3
+    assert errors[0].startswith(f"{dst}/bad.kmz: checksum mismatch: stored ")
+    assert errors[1] == f"{dst}/blocked/c.kmz: {tmp_path}/out/blocked: File exists"
+    assert errors[2] == f"{dst}/short.kmz: " + str(pytest.raises(kmz.FormatError, kmz.frombytes, b"\x8bKMZ").value)
+
+
+def test_cli_batch_says_what_is_missing_for_a_cluster_or_a_manifest(tmp_path, capsys, monkeypatch):
+    make_image(tmp_path / "src/a.png")
+    command = ["batch", str(tmp_path / "src"), "-o", str(tmp_path / "out"), "--quiet"]
+    (tmp_path / "file").write_text("")
+    assert main([*command, "--manifest", str(tmp_path / "file/log.jsonl")]) == 1
+    assert capsys.readouterr().err == (
+        f"kmz: error: {tmp_path}/file/log.jsonl: cannot write the manifest (File exists)\n"
+    )
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if Dask were not installed
+    assert main([*command, "--scheduler", "tcp://127.0.0.1:8786"]) == 1
+    assert capsys.readouterr().err == "kmz: error: --scheduler needs Dask: pip install 'kmz[dask]'\n"
+    assert not (tmp_path / "out/a.kmz").exists()
