@@ -36,24 +36,23 @@ def _input(text):
     return path
 
 
-def _seed(text):
-    try:
-        seed = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be a whole number, not {text!r}") from None
-    if not 0 <= seed < 2**32:
-        raise argparse.ArgumentTypeError(f"seed must be between 0 and {2**32 - 1}, not {seed}")
-    return seed
+def _whole(name, low, high):
+    """An argparse type: a whole number from low to high, named in its messages."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, not {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be between {low} and {high}, not {value}")
+        return value
+
+    return parse
 
 
-def _k(text):
-    try:
-        k = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"K must be a whole number, not {text!r}") from None
-    if not 1 <= k <= fmt.MAX_K:
-        raise argparse.ArgumentTypeError(f"K must be between 1 and {fmt.MAX_K}, not {k}")
-    return k
+_seed = _whole("seed", 0, 2**32 - 1)
+_k = _whole("K", 1, fmt.MAX_K)
 
 
 def _frame(text):
