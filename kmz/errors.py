@@ -41,6 +41,10 @@ class PaddingError(FormatError):
     """The unused bits of the last index byte are not zero (spec 3.3)."""
 
 
+class PayloadError(FormatError):
+    """Coded index data (coding 1) that no encoder can write (spec/CODING.md 6)."""
+
+
 class ImageReadError(KmzError):
     """An input image cannot be read (not an image, truncated or corrupt)."""
 
