@@ -1,15 +1,15 @@
 """Coding 1 ("ctx"): the indices coded with a 2-D adaptive context model and a binary
 range coder (spec/CODING.md). Pure: indices (H, W) + palette -> payload bytes and back.
 
-Each pixel is first predicted by its distinct neighbours (left, up, up-right, up-left):
-one adaptive binary decision per candidate, in a context made of the neighbours'
-equality pattern and of how many of them were themselves escapes. A pixel equal to
-none of them (an escape) is coded as its rank among the palette entries sorted by
-colour distance to the left neighbour's colour, candidates left out: an adaptive
-Elias-gamma code (bucket = bit length, then the bits below the leading one).
+A pixel usually equals one of its neighbours (left, up, up-right, up-left), so each is
+coded as a choice among the distinct neighbours, by adaptive binary decisions in a
+context made of the neighbours' equality pattern, of two farther pixels and of how many
+neighbours were themselves escapes. A pixel equal to none of them (an escape) is coded
+as its rank among the palette entries sorted by colour distance to the left
+neighbour's colour, the neighbours left out: an adaptive Elias-gamma code.
 
-The per-pixel loop is sequential by nature (every context depends on the pixels
-decoded before), so it is compiled with numba; all arithmetic is integer.
+Every context depends on the pixels decoded before it, so the loop is sequential by
+nature: it is compiled with numba. All arithmetic is integer, hence deterministic.
 """
 
 import numpy as np
@@ -17,28 +17,26 @@ from numba import njit
 
 from .errors import IndexRangeError, LengthError, PayloadError
 
-MAX_K = 4096  # the distance-rank tables are K x K; see spec/CODING.md 2
+MAX_K = 4096  # the rank tables are K x K (spec/CODING.md 2)
 
 PROB_BITS = 16
-PROB_ONE = 1 << PROB_BITS
-RATE_LIMIT = 30  # adaptation count saturates here: the slowest rate is 1/32
-RATES = np.array([PROB_ONE // (n + 2) for n in range(RATE_LIMIT + 1)], dtype=np.int64)
+PROB_HALF = 1 << (PROB_BITS - 1)
+RATE_LIMIT = 30  # an adaptation count saturates here: the slowest rate is 1/32
+RATES = np.array([(1 << PROB_BITS) // (n + 2) for n in range(RATE_LIMIT + 1)], dtype=np.int64)
 TOP = 1 << 24
-ACTIVITY = 5  # 0..4 escaped neighbours
-CANDIDATE_CONTEXTS = 64 * ACTIVITY * 4
-BUCKET_CONTEXTS = ACTIVITY * 4
+ESCAPE_FIRST = 2  # with this many escaped neighbours, "escape?" is decided first
+MODELLED_MANTISSA = 2  # mantissa bits with an adaptive model; the rest are uniform
 
-# Decoder status codes (returned by the compiled loop, turned into exceptions below).
-_OK, _TRUNCATED, _TRAILING, _BAD_START, _RANK = range(5)
+# Context tables, one flat array of probabilities (spec/CODING.md 4.4).
+PATTERNS = 64 * 5 * 4  # equality mask x escaped neighbours x far bits
+ESCAPE_BASE = 0
+CANDIDATE_BASE = ESCAPE_BASE + PATTERNS
+BUCKET_BASE = CANDIDATE_BASE + PATTERNS * 4
+MANTISSA_BASE = BUCKET_BASE + 5 * 4 * 16
+CONTEXTS = MANTISSA_BASE + 17 * 4
 
-
-def _tables(palette):
-    """Empty lazily filled distance-rank tables and the int32 palette they come from."""
-    k = len(palette)
-    order = np.empty((k, k), dtype=np.uint16)  # order[ref][rank] = index
-    rank = np.empty((k, k), dtype=np.uint16)  # rank[ref][index] = rank
-    filled = np.zeros(k, dtype=np.uint8)
-    return np.ascontiguousarray(palette, dtype=np.int64), order, rank, filled
+# Status codes of the compiled decoder, turned into exceptions by decode().
+_OK, _TRUNCATED, _TRAILING, _BAD_START, _RANK, _UNIFORM = range(6)
 
 
 @njit(cache=True, nogil=True)
@@ -51,48 +49,86 @@ def _fill(ref, pal, order, rank, filled):
         d1 = pal[j, 1] - pal[ref, 1]
         d2 = pal[j, 2] - pal[ref, 2]
         keys[j] = (d0 * d0 + d1 * d1 + d2 * d2) * k + j
-    idx = np.argsort(keys)
+    by_distance = np.argsort(keys)
     for r in range(k):
-        order[ref, r] = idx[r]
-        rank[ref, idx[r]] = r
+        order[ref, r] = by_distance[r]
+        rank[ref, by_distance[r]] = r
     filled[ref] = 1
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _neighbours(a, i, x, y, width):
-    """(L, U, UR, UL) with the edge rules of spec/CODING.md 3."""
+def _context(a, esc, i, x, y, width):
+    """The model's view of pixel i (spec/CODING.md 4.1-4.2): (pattern, escaped
+    neighbours, number of candidates, candidates c0..c3)."""
     if y == 0:
-        if x == 0:
-            return 0, 0, 0, 0
-        left = a[i - 1]
-        return left, left, left, left
-    up = a[i - width]
-    left = a[i - 1] if x > 0 else up
-    up_left = a[i - width - 1] if x > 0 else up
-    up_right = a[i - width + 1] if x < width - 1 else up
-    return left, up, up_right, up_left
+        left = np.int64(a[i - 1]) if x > 0 else np.int64(0)
+        up = up_right = up_left = left
+        act = np.int64(esc[i - 1]) if x > 0 else np.int64(0)
+    else:
+        up = np.int64(a[i - width])
+        act = np.int64(esc[i - width])
+        if x > 0:
+            left = np.int64(a[i - 1])
+            up_left = np.int64(a[i - width - 1])
+            act += np.int64(esc[i - 1]) + np.int64(esc[i - width - 1])
+        else:
+            left = up_left = up
+        if x < width - 1:
+            up_right = np.int64(a[i - width + 1])
+            act += np.int64(esc[i - width + 1])
+        else:
+            up_right = up
+    far_left = np.int64(a[i - 2]) if x >= 2 else left
+    far_up = np.int64(a[i - 2 * width]) if y >= 2 else up
+    mask = (
+        np.int64(left == up) | (np.int64(left == up_right) << 1) | (np.int64(left == up_left) << 2)
+        | (np.int64(up == up_right) << 3) | (np.int64(up == up_left) << 4)
+        | (np.int64(up_right == up_left) << 5)
+    )
+    far = np.int64(far_left == left) | (np.int64(far_up == up) << 1)
+    c1 = c2 = c3 = left
+    nc = 1
+    if up != left:
+        c1 = up
+        nc = 2
+    if up_right != left and up_right != up:
+        if nc == 1:
+            c1 = up_right
+        else:
+            c2 = up_right
+        nc += 1
+    if up_left != left and up_left != up and up_left != up_right:
+        if nc == 1:
+            c1 = up_left
+        elif nc == 2:
+            c2 = up_left
+        else:
+            c3 = up_left
+        nc += 1
+    return (mask * 5 + act) * 4 + far, act, nc, left, c1, c2, c3
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _activity(esc, i, x, y, width):
-    if y == 0:
-        return np.int64(esc[i - 1]) if x > 0 else np.int64(0)
-    n = np.int64(esc[i - width])
-    if x > 0:
-        n += np.int64(esc[i - 1]) + np.int64(esc[i - width - 1])
-    if x < width - 1:
-        n += np.int64(esc[i - width + 1])
-    return n
+def _candidate(j, c0, c1, c2, c3):
+    if j == 0:
+        return c0
+    if j == 1:
+        return c1
+    if j == 2:
+        return c2
+    return c3
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _adapt(probs, counts, c, bit, rates):
+def _adapt(probs, counts, c, bit):
+    """Move the probability of a 0 in context c towards the bit just coded."""
     n = counts[c]
+    rate = RATES[n]
     p = probs[c]
     if bit == 0:
-        p += ((PROB_ONE - p) * rates[n]) >> PROB_BITS
+        p += (((1 << PROB_BITS) - p) * rate) >> PROB_BITS
     else:
-        p -= (p * rates[n]) >> PROB_BITS
+        p -= (p * rate) >> PROB_BITS
     probs[c] = p
     if n < RATE_LIMIT:
         counts[c] = n + 1
@@ -101,7 +137,7 @@ def _adapt(probs, counts, c, bit, rates):
 @njit(cache=True, nogil=True, inline="always")
 def _shift_low(low, cache, pending, pos, out):
     """Move the top byte of `low` out through the carry cache (spec/CODING.md 5.2).
-    Returns the new (low, cache, pending, pos); pos = -1 when `out` is full."""
+    Returns the new (low, cache, pending, pos); pos becomes -1 when `out` is full."""
     if low < 0xFF000000 or low > 0xFFFFFFFF:
         carry = low >> 32
         if pos < 0 or pos + pending > out.shape[0]:
@@ -117,7 +153,7 @@ def _shift_low(low, cache, pending, pos, out):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _put(low, rng, cache, pending, pos, out, probs, counts, c, bit, rates):
+def _put(low, rng, cache, pending, pos, out, probs, counts, c, bit):
     """Encode one bit in context c; returns the new coder state."""
     bound = (rng >> PROB_BITS) * probs[c]
     if bit == 0:
@@ -125,7 +161,7 @@ def _put(low, rng, cache, pending, pos, out, probs, counts, c, bit, rates):
     else:
         low += bound
         rng -= bound
-    _adapt(probs, counts, c, bit, rates)
+    _adapt(probs, counts, c, bit)
     while rng < TOP:
         rng <<= 8
         low, cache, pending, pos = _shift_low(low, cache, pending, pos, out)
@@ -133,9 +169,33 @@ def _put(low, rng, cache, pending, pos, out, probs, counts, c, bit, rates):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _get(code, rng, pos, data, probs, counts, c, rates):
-    """Decode one bit in context c; returns (bit, code, range, pos). A read past the
-    end of `data` reads 0 and leaves pos > len(data): the caller reports truncation."""
+def _put_uniform(low, rng, cache, pending, pos, out, value, n):
+    """Encode the n-bit `value` with all values equally likely."""
+    rng >>= n
+    low += value * rng
+    while rng < TOP:
+        rng <<= 8
+        low, cache, pending, pos = _shift_low(low, cache, pending, pos, out)
+    return low, rng, cache, pending, pos
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _fetch(code, rng, pos, data):
+    """Renormalise the decoder. Past the end of `data` it reads zeros and lets pos
+    run beyond len(data), which the caller reports as truncation."""
+    while rng < TOP:
+        byte = np.int64(0)
+        if pos < data.shape[0]:
+            byte = np.int64(data[pos])
+        pos += 1
+        rng <<= 8
+        code = (code << 8) | byte
+    return code, rng, pos
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _get(code, rng, pos, data, probs, counts, c):
+    """Decode one bit in context c; returns (bit, code, range, pos)."""
     bound = (rng >> PROB_BITS) * probs[c]
     if code < bound:
         rng = bound
@@ -144,218 +204,213 @@ def _get(code, rng, pos, data, probs, counts, c, rates):
         code -= bound
         rng -= bound
         bit = 1
-    _adapt(probs, counts, c, bit, rates)
-    while rng < TOP:
-        byte = np.int64(0)
-        if pos < data.shape[0]:
-            byte = np.int64(data[pos])
-        pos += 1
-        rng <<= 8
-        code = (code << 8) | byte
+    _adapt(probs, counts, c, bit)
+    code, rng, pos = _fetch(code, rng, pos, data)
     return bit, code, rng, pos
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _context(a, esc, cand, i, x, y, width):
-    """Fill `cand` with the distinct neighbours; return (count, context base, activity)."""
-    left, up, up_right, up_left = _neighbours(a, i, x, y, width)
-    left, up, up_right, up_left = np.int64(left), np.int64(up), np.int64(up_right), np.int64(up_left)
-    act = _activity(esc, i, x, y, width)
-    mask = (
-        np.int64(left == up) | (np.int64(left == up_right) << 1) | (np.int64(left == up_left) << 2)
-        | (np.int64(up == up_right) << 3) | (np.int64(up == up_left) << 4)
-        | (np.int64(up_right == up_left) << 5)
-    )
-    cand[0] = left
-    nc = 1
-    if up != left:
-        cand[nc] = up
-        nc += 1
-    if up_right != left and up_right != up:
-        cand[nc] = up_right
-        nc += 1
-    if up_left != left and up_left != up and up_left != up_right:
-        cand[nc] = up_left
-        nc += 1
-    return nc, (mask * ACTIVITY + act) * 4, act
-
-
-def _model(bits):
-    """Initial probabilities and counts, and the offsets of the three context tables."""
-    stride = 1 << max(bits - 1, 0)
-    size = CANDIDATE_CONTEXTS + BUCKET_CONTEXTS * 16 + (bits + 1) * stride
-    probs = np.full(size, PROB_ONE // 2, dtype=np.int64)
-    return probs, np.zeros(size, dtype=np.int64), stride
-
-
 @njit(cache=True, nogil=True)
-def _encode(a, width, bits, pal, order, rank, filled, rates, probs, counts, stride, out):
+def _encode(a, width, bits, pal, order, rank, filled, probs, counts, out):
     """Code the flat indices `a` into `out`; returns the payload length, -1 if out is full."""
-    n_pix = a.shape[0]
-    bucket_base = CANDIDATE_CONTEXTS
-    mant_base = bucket_base + BUCKET_CONTEXTS * 16
-    esc = np.zeros(n_pix, np.uint8)
+    esc = np.zeros(a.shape[0], np.uint8)
     low, rng, cache, pending, pos = np.int64(0), np.int64(0xFFFFFFFF), np.int64(0), np.int64(1), np.int64(0)
-    cand = np.empty(4, np.int64)
-    for i in range(n_pix):
-        y = i // width
-        x = i - y * width
-        nc, base, act = _context(a, esc, cand, i, x, y, width)
-        value = a[i]
-        hit = False
+    x, y = np.int64(-1), np.int64(0)
+    for i in range(a.shape[0]):
+        x += 1
+        if x == width:
+            x = 0
+            y += 1
+        pattern, act, nc, c0, c1, c2, c3 = _context(a, esc, i, x, y, width)
+        value = np.int64(a[i])
+        hit = -1
         for j in range(nc):
-            bit = 0 if cand[j] == value else 1
-            low, rng, cache, pending, pos = _put(low, rng, cache, pending, pos, out, probs, counts, base + j, bit, rates)
-            if bit == 0:
-                hit = True
-                break
+            if _candidate(j, c0, c1, c2, c3) == value:
+                hit = j
+        first = 0
+        if act >= ESCAPE_FIRST:
+            bit = 1 if hit < 0 else 0
+            low, rng, cache, pending, pos = _put(
+                low, rng, cache, pending, pos, out, probs, counts, ESCAPE_BASE + pattern, bit)
+            first = 1
+        if hit >= 0 or first == 0:
+            # Candidate decisions, bit 0 = "this one"; after "escape? no" the last is implied.
+            last = nc - 1 if first else nc
+            for j in range(last):
+                bit = 0 if j == hit else 1
+                low, rng, cache, pending, pos = _put(
+                    low, rng, cache, pending, pos, out, probs, counts, CANDIDATE_BASE + pattern * 4 + j, bit)
+                if bit == 0:
+                    break
         if pos < 0:
             return -1
-        if hit:
+        if hit >= 0:
             continue
         esc[i] = 1
-        ref = cand[0]
-        if filled[ref] == 0:
-            _fill(ref, pal, order, rank, filled)
-        r = np.int64(rank[ref, value])
+        if filled[c0] == 0:
+            _fill(c0, pal, order, rank, filled)
+        r = np.int64(rank[c0, value])
         below = 0
         for j in range(nc):
-            if rank[ref, cand[j]] < r:
+            if rank[c0, _candidate(j, c0, c1, c2, c3)] < r:
                 below += 1
         r -= below
         e = 0
-        t = r
-        while t > 0:
+        while (r >> e) > 0:
             e += 1
-            t >>= 1
-        ctx_b = bucket_base + (act * 4 + nc - 1) * 16
+        bucket = BUCKET_BASE + (act * 4 + nc - 1) * 16
         for s in range(bits):
             bit = 1 if e > s else 0
-            low, rng, cache, pending, pos = _put(low, rng, cache, pending, pos, out, probs, counts, ctx_b + s, bit, rates)
+            low, rng, cache, pending, pos = _put(low, rng, cache, pending, pos, out, probs, counts, bucket + s, bit)
             if bit == 0:
                 break
-        v = 1
-        for m in range(e - 2, -1, -1):
-            bit = (r >> m) & 1
-            c = mant_base + e * stride + v
-            low, rng, cache, pending, pos = _put(low, rng, cache, pending, pos, out, probs, counts, c, bit, rates)
-            v = 2 * v + bit
+        node = 1
+        for m in range(min(e - 1, MODELLED_MANTISSA)):
+            bit = (r >> (e - 2 - m)) & 1
+            c = MANTISSA_BASE + e * 4 + node
+            low, rng, cache, pending, pos = _put(low, rng, cache, pending, pos, out, probs, counts, c, bit)
+            node = 2 * node + bit
+        n = e - 1 - MODELLED_MANTISSA
+        if n > 0:
+            low, rng, cache, pending, pos = _put_uniform(
+                low, rng, cache, pending, pos, out, r & ((1 << n) - 1), n)
+        if pos < 0:
+            return -1
     for _ in range(5):
         low, cache, pending, pos = _shift_low(low, cache, pending, pos, out)
     return pos
 
 
 @njit(cache=True, nogil=True)
-def _decode(data, n_pix, width, bits, pal, order, rank, filled, rates, probs, counts, stride, a):
-    """Decode into `a`; returns (status, pixel) with the status codes above."""
+def _decode(data, width, bits, pal, order, rank, filled, probs, counts, a):
+    """Decode into the flat `a`; returns (status, pixel) with the status codes above."""
     k = pal.shape[0]
-    bucket_base = CANDIDATE_CONTEXTS
-    mant_base = bucket_base + BUCKET_CONTEXTS * 16
-    if data.shape[0] < 5:
+    end = data.shape[0]
+    if end < 5:
         return _TRUNCATED, 0
     if data[0] != 0:
         return _BAD_START, 0
     code = (np.int64(data[1]) << 24) | (np.int64(data[2]) << 16) | (np.int64(data[3]) << 8) | data[4]
-    rng = np.int64(0xFFFFFFFF)
-    pos = np.int64(5)
-    end = data.shape[0]
     if code == 0xFFFFFFFF:
         return _BAD_START, 0
-    esc = np.zeros(n_pix, np.uint8)
-    cand = np.empty(4, np.int64)
+    rng, pos = np.int64(0xFFFFFFFF), np.int64(5)
+    esc = np.zeros(a.shape[0], np.uint8)
     ranks = np.empty(4, np.int64)
-    for i in range(n_pix):
-        y = i // width
-        x = i - y * width
-        nc, base, act = _context(a, esc, cand, i, x, y, width)
+    x, y = np.int64(-1), np.int64(0)
+    for i in range(a.shape[0]):
+        x += 1
+        if x == width:
+            x = 0
+            y += 1
+        pattern, act, nc, c0, c1, c2, c3 = _context(a, esc, i, x, y, width)
         hit = -1
-        for j in range(nc):
-            bit, code, rng, pos = _get(code, rng, pos, data, probs, counts, base + j, rates)
-            if bit == 0:
-                hit = j
-                break
+        first = 0
+        escape = 0
+        if act >= ESCAPE_FIRST:
+            escape, code, rng, pos = _get(code, rng, pos, data, probs, counts, ESCAPE_BASE + pattern)
+            first = 1
+        if escape == 0:
+            last = nc - 1 if first else nc
+            for j in range(last):
+                bit, code, rng, pos = _get(code, rng, pos, data, probs, counts, CANDIDATE_BASE + pattern * 4 + j)
+                if bit == 0:
+                    hit = j
+                    break
+            if hit < 0 and first:
+                hit = nc - 1
         if pos > end:
             return _TRUNCATED, i
         if hit >= 0:
-            a[i] = cand[hit]
+            a[i] = _candidate(hit, c0, c1, c2, c3)
             continue
         esc[i] = 1
-        ctx_b = bucket_base + (act * 4 + nc - 1) * 16
+        bucket = BUCKET_BASE + (act * 4 + nc - 1) * 16
         e = 0
         while e < bits:
-            bit, code, rng, pos = _get(code, rng, pos, data, probs, counts, ctx_b + e, rates)
+            bit, code, rng, pos = _get(code, rng, pos, data, probs, counts, bucket + e)
             if bit == 0:
                 break
             e += 1
-        r = 0
-        if e > 0:
-            v = 1
-            for m in range(e - 1):
-                bit, code, rng, pos = _get(code, rng, pos, data, probs, counts, mant_base + e * stride + v, rates)
-                v = 2 * v + bit
-            r = v
+        r = np.int64(1) if e > 0 else np.int64(0)
+        for m in range(min(e - 1, MODELLED_MANTISSA)):
+            bit, code, rng, pos = _get(code, rng, pos, data, probs, counts, MANTISSA_BASE + e * 4 + r)
+            r = 2 * r + bit
+        n = e - 1 - MODELLED_MANTISSA
+        if n > 0:
+            rng >>= n
+            low_bits = code // rng
+            if low_bits >> n:
+                return _UNIFORM, i
+            code -= low_bits * rng
+            code, rng, pos = _fetch(code, rng, pos, data)
+            r = (r << n) | low_bits
         if pos > end:
             return _TRUNCATED, i
         if r >= k - nc:
             return _RANK, i
-        ref = cand[0]
-        if filled[ref] == 0:
-            _fill(ref, pal, order, rank, filled)
-        # Undo the candidates' removal: step over each candidate ranked at or below r.
+        if filled[c0] == 0:
+            _fill(c0, pal, order, rank, filled)
+        # Undo the candidates' removal: in ascending rank order, step over each
+        # candidate ranked at or below r (an insertion sort of at most four ranks).
         for j in range(nc):
-            ranks[j] = rank[ref, cand[j]]
-        ranks[:nc].sort()
+            t = np.int64(rank[c0, _candidate(j, c0, c1, c2, c3)])
+            m = j
+            while m > 0 and ranks[m - 1] > t:
+                ranks[m] = ranks[m - 1]
+                m -= 1
+            ranks[m] = t
         for j in range(nc):
             if ranks[j] <= r:
                 r += 1
-        a[i] = order[ref, r]
+        a[i] = order[c0, r]
     if pos != end:
-        return _TRAILING, n_pix
-    return _OK, n_pix
+        return _TRAILING, a.shape[0]
+    return _OK, a.shape[0]
 
 
-def encode(indices, palette):
-    """The coding-1 payload of `indices` (H, W), all below K = len(palette) <= MAX_K."""
-    indices = np.asarray(indices)
-    palette = np.asarray(palette)
+def _state(palette):
+    """Fresh model and rank tables for a palette (spec/CODING.md 4.4)."""
     k = len(palette)
     if not 1 <= k <= MAX_K:
         raise ValueError(f"coding ctx supports K from 1 to {MAX_K}, not {k}")
+    pal = np.ascontiguousarray(palette, dtype=np.int64).reshape(k, 3)
+    order = np.empty((k, k), dtype=np.uint16)  # order[ref, rank] = index; rows filled lazily
+    rank = np.empty((k, k), dtype=np.uint16)  # rank[ref, index] = rank
+    filled = np.zeros(k, dtype=np.uint8)
+    probs = np.full(CONTEXTS, PROB_HALF, dtype=np.int64)
+    counts = np.zeros(CONTEXTS, dtype=np.int64)
+    return (k - 1).bit_length(), pal, order, rank, filled, probs, counts
+
+
+def encode(indices, palette):
+    """The coding-1 payload of `indices` (H, W), each below K = len(palette) <= MAX_K."""
+    indices = np.asarray(indices)
     height, width = indices.shape
-    flat = np.ascontiguousarray(indices.reshape(-1), dtype=np.int64)
-    bits = (k - 1).bit_length()
-    pal, order, rank, filled = _tables(palette)
-    capacity = len(flat) * (bits + 2) // 8 + 64
+    flat = np.ascontiguousarray(indices, dtype=np.uint16).reshape(-1)
+    capacity = flat.size * 2 + 64
     while True:
-        probs, counts, stride = _model(bits)
         out = np.empty(capacity, dtype=np.uint8)
-        n = _encode(flat, width, bits, pal, order, rank, filled, RATES, probs, counts, stride, out)
-        if n >= 0:
-            return out[:n].tobytes()
+        size = _encode(flat, width, *_state(palette), out)
+        if size >= 0:
+            return out[:size].tobytes()
         capacity *= 4
 
 
 def decode(payload, palette, width, height):
-    """Indices (H, W) uint16 from a coding-1 payload; raises a FormatError subclass."""
-    k = len(palette)
-    bits = (k - 1).bit_length()
+    """The indices (H, W) uint16 of a coding-1 payload; raises a FormatError subclass
+    when the payload is malformed (spec/CODING.md 6)."""
     data = np.frombuffer(payload, dtype=np.uint8)
-    pal, order, rank, filled = _tables(palette)
-    probs, counts, stride = _model(bits)
-    a = np.zeros(width * height, dtype=np.uint16)
-    status, pixel = _decode(data, width * height, width, bits, pal, order, rank, filled,
-                            RATES, probs, counts, stride, a)
+    indices = np.zeros(width * height, dtype=np.uint16)
+    bits, pal, order, rank, filled, probs, counts = _state(palette)
+    status, pixel = _decode(data, width, bits, pal, order, rank, filled, probs, counts, indices)
+    where = f"({int(pixel) % width}, {int(pixel) // width})"
     if status == _TRUNCATED:
-        raise LengthError(f"truncated: the coded index data ends before pixel {_where(pixel, width)}")
+        raise LengthError(f"truncated: the coded index data ends before pixel {where}")
     if status == _TRAILING:
-        raise LengthError("trailing bytes: the coded index data does not end where the pixels do")
+        raise LengthError("trailing bytes: the coded index data goes on after the last pixel")
     if status == _BAD_START:
         raise PayloadError("the coded index data has an illegal start (spec/CODING.md 5.3)")
+    if status == _UNIFORM:
+        raise PayloadError(f"illegal uniform bits at pixel {where}")
     if status == _RANK:
-        raise IndexRangeError(f"escape rank at pixel {_where(pixel, width)} is out of range for K = {k}")
-    return a.reshape(height, width)
-
-
-def _where(pixel, width):
-    row, col = divmod(int(pixel), width)
-    return f"({col}, {row})"
+        raise IndexRangeError(f"escape rank at pixel {where} is out of range for K = {len(palette)}")
+    return indices.reshape(height, width)
