@@ -35,7 +35,12 @@ def _parser():
     p.add_argument("-k", type=_k, default=64, help="palette size K, 1 to 65536 (default: 64)")
     p.add_argument("--seed", type=int, default=0, help="random seed for k-means (default: 0)")
     p.add_argument("--force", action="store_true", help="replace an existing output")
-    p.set_defaults(run=_encode)
+    p.add_argument(
+        "--coding", choices=list(fmt.CODINGS.values()), default="raw",
+        help="index coding: raw (bit-packed, the size formula) or ctx (context-modelled, "
+        f"smaller; K up to {fmt.CTX_MAX_K}) (default: raw)",
+    )
+    p.set_defaults(run=_encode, usage=p)
 
     p = commands.add_parser("decode", help="decode a .kmz file to PNG")
     p.add_argument("input", type=Path, help="a .kmz file")
@@ -51,17 +56,20 @@ def _parser():
 
 
 def _encode(args):
+    if args.coding == "ctx" and args.k > fmt.CTX_MAX_K:
+        args.usage.error(f"--coding ctx supports K up to {fmt.CTX_MAX_K}, not {args.k}")
     output = args.output or args.input.with_suffix(".kmz")
     io.check_output(output, inputs=[args.input], force=args.force)
     pixels = io.read_image(args.input)
-    image = encode(pixels, k=args.k, seed=args.seed)
+    image = encode(pixels, k=args.k, seed=args.seed, coding=args.coding)
     data = image.tobytes()
     io.write_bytes(output, data)
     formula_bits = 24 * image.k + image.width * image.height * image.bits_per_index
     quality = psnr(pixels, image.to_array())
     note = "" if image.k == args.k else f" (the image has only {image.k} colours)"
+    coded = "" if image.coding == "raw" else f", coding {image.coding} (raw: {image.header.file_size:,} bytes)"
     print(
-        f"{output}: {len(data):,} bytes, K={image.k}{note}, {image.bits_per_index} bits per index, "
+        f"{output}: {len(data):,} bytes{coded}, K={image.k}{note}, {image.bits_per_index} bits per index, "
         f"formula 24K + N*b = {formula_bits:,} bits + {fmt.OVERHEAD} bytes overhead, "
         f"PSNR {quality:.2f} dB"
     )
@@ -90,6 +98,7 @@ def describe(data):
         "index_bits": n * b,
         "padding_bits": 8 * fmt.bitpack.packed_size(n, b) - n * b,
         "overhead_bytes": fmt.OVERHEAD,
+        "index_bytes": len(data) - fmt.OVERHEAD - 3 * k,
         "formula_bytes": header.file_size,
         "file_bytes": len(data),
         "raw_rgb_bytes": 3 * n,
@@ -111,9 +120,11 @@ def _info(args):
         f"  index bits      N*b = {info['index_bits']:,}\n"
         f"  formula         24K + N*b = {formula_bits:,} bits"
         f" (+ {info['padding_bits']} padding bits)\n"
+        f"  index data      {info['index_bytes']:,} bytes, coding {info['coding']}\n"
         f"  overhead        {info['overhead_bytes']} bytes (24 header + 4 CRC-32)\n"
-        f"  total           {info['formula_bytes']:,} bytes by the formula,"
-        f" {info['file_bytes']:,} bytes on disk\n"
+        f"  total           {info['formula_bytes']:,} bytes by the formula (raw coding),"
+        f" {info['file_bytes']:,} bytes on disk"
+        f" ({info['file_bytes'] / info['formula_bytes']:.1%} of the formula)\n"
         f"  raw RGB         24N = {8 * info['raw_rgb_bytes']:,} bits ({info['raw_rgb_bytes']:,} bytes);"
         f" this file is {ratio:.1%} of that"
     )

@@ -3,6 +3,7 @@
 Encode = quantize -> format (which bit-packs); decode = format -> palette[indices].
 """
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,11 @@ from .quantize import quantize
 
 class KmzImage:
     """A decoded or freshly encoded .kmz image: `palette` (K, 3) uint8 and
-    `indices` (H, W) uint16, each index naming a palette entry."""
+    `indices` (H, W) uint16, each index naming a palette entry. `coding` names how
+    tobytes() writes the indices: "raw" (bit-packed, the default) or "ctx"
+    (context-modelled and range-coded, spec/CODING.md)."""
 
-    def __init__(self, palette, indices):
+    def __init__(self, palette, indices, coding="raw"):
         palette = np.asarray(palette)
         indices = np.asarray(indices)
         if palette.ndim != 2 or palette.shape[1] != 3 or palette.dtype != np.uint8:
@@ -29,12 +32,22 @@ class KmzImage:
             raise ValueError(f"indices must be in range 0..{len(palette) - 1}")
         self.palette = palette
         self.indices = indices.astype(np.uint16, copy=False)
+        self.coding = coding
 
     width = property(lambda self: self.header.width)
     height = property(lambda self: self.header.height)
     k = property(lambda self: self.header.k)
     bits_per_index = property(lambda self: self.header.bits_per_index)
     size = property(lambda self: (self.width, self.height), doc="(width, height), as Pillow")
+
+    @property
+    def coding(self):
+        """The index coding tobytes() writes: "raw" or "ctx"."""
+        return fmt.CODINGS[self.header.coding]
+
+    @coding.setter
+    def coding(self, name):
+        self.header = dataclasses.replace(self.header, coding=fmt.coding_id(name))
 
     def __repr__(self):
         return f"<KmzImage {self.width}x{self.height} K={self.k} bits_per_index={self.bits_per_index}>"
@@ -65,8 +78,8 @@ class KmzImage:
 
 def frombytes(data, verify_checksum=True):
     """Decode a complete .kmz file held in memory."""
-    _, palette, indices = fmt.decode(data, verify_checksum=verify_checksum)
-    return KmzImage(palette, indices)
+    header, palette, indices = fmt.decode(data, verify_checksum=verify_checksum)
+    return KmzImage(palette, indices, coding=fmt.CODINGS[header.coding])
 
 
 def open(fp):
@@ -75,9 +88,13 @@ def open(fp):
     return frombytes(data)
 
 
-def encode(image, k=64, seed=0):
+def encode(image, k=64, seed=0, coding="raw"):
     """Quantize an image to at most k colours: `image` is a path, a PIL image or an
-    (H, W, 3) uint8 array. Returns a KmzImage; `.save(path)` writes it."""
+    (H, W, 3) uint8 array. Returns a KmzImage; `.save(path)` writes it, its indices
+    coded as `coding` says ("raw" or "ctx")."""
+    # Reject a coding that cannot hold the result before the slow quantization.
+    if fmt.coding_id(coding) == fmt.CODING_CTX and k > fmt.CTX_MAX_K:
+        raise ValueError(f"coding ctx supports K up to {fmt.CTX_MAX_K}, not {k}")
     if isinstance(image, (str, Path)):
         pixels = io.read_image(image)
     elif isinstance(image, Image.Image):
@@ -90,7 +107,7 @@ def encode(image, k=64, seed=0):
     if width == 0 or height == 0:
         raise ValueError("image has no pixels")
     result = quantize(pixels.reshape(-1, 3), k, seed=seed)
-    return KmzImage(result.palette, result.labels.reshape(height, width))
+    return KmzImage(result.palette, result.labels.reshape(height, width), coding=coding)
 
 
 def psnr(original, decoded):
