@@ -335,6 +335,8 @@ def _decode(data, width, bits, pal, order, rank, filled, probs, counts, a):
             bit, code, rng, pos = _get(code, rng, pos, data, probs, counts, MANTISSA_BASE + e * 4 + r)
             r = 2 * r + bit
         n = e - 1 - MODELLED_MANTISSA
+        if pos > end:
+            return _TRUNCATED, i
         if n > 0:
             rng >>= n
             low_bits = code // rng
