@@ -36,7 +36,7 @@ MANTISSA_BASE = BUCKET_BASE + 5 * 4 * 16
 CONTEXTS = MANTISSA_BASE + 17 * 4
 
 # Status codes of the compiled decoder, turned into exceptions by decode().
-_OK, _TRUNCATED, _TRAILING, _BAD_START, _RANK, _UNIFORM = range(6)
+_OK, _TRUNCATED, _TRAILING, _BAD_START, _RANK = range(5)
 
 
 @njit(cache=True, nogil=True)
@@ -170,9 +170,11 @@ def _put(low, rng, cache, pending, pos, out, probs, counts, c, bit):
 
 @njit(cache=True, nogil=True, inline="always")
 def _put_uniform(low, rng, cache, pending, pos, out, value, n):
-    """Encode the n-bit `value` with all values equally likely."""
-    rng >>= n
-    low += value * rng
+    """Encode the n-bit `value` with all values equally likely; the last value also
+    gets the remainder of the range, so that every code decodes to some value."""
+    step = rng >> n
+    low += value * step
+    rng = rng - value * step if value == (1 << n) - 1 else step
     while rng < TOP:
         rng <<= 8
         low, cache, pending, pos = _shift_low(low, cache, pending, pos, out)
@@ -338,11 +340,10 @@ def _decode(data, width, bits, pal, order, rank, filled, probs, counts, a):
         if pos > end:
             return _TRUNCATED, i
         if n > 0:
-            rng >>= n
-            low_bits = code // rng
-            if low_bits >> n:
-                return _UNIFORM, i
-            code -= low_bits * rng
+            step = rng >> n
+            low_bits = min(code // step, (1 << n) - 1)
+            code -= low_bits * step
+            rng = rng - low_bits * step if low_bits == (1 << n) - 1 else step
             code, rng, pos = _fetch(code, rng, pos, data)
             r = (r << n) | low_bits
         if pos > end:
@@ -410,9 +411,7 @@ def decode(payload, palette, width, height):
     if status == _TRAILING:
         raise LengthError("trailing bytes: the coded index data goes on after the last pixel")
     if status == _BAD_START:
-        raise PayloadError("the coded index data has an illegal start (spec/CODING.md 5.3)")
-    if status == _UNIFORM:
-        raise PayloadError(f"illegal uniform bits at pixel {where}")
+        raise PayloadError("the coded index data has an illegal start (spec/CODING.md 5.1)")
     if status == _RANK:
         raise IndexRangeError(f"escape rank at pixel {where} is out of range for K = {len(palette)}")
     return indices.reshape(height, width)
