@@ -125,13 +125,11 @@ def _adapt(probs, counts, c, bit):
     n = counts[c]
     rate = RATES[n]
     p = probs[c]
-    if bit == 0:
-        p += (((1 << PROB_BITS) - p) * rate) >> PROB_BITS
-    else:
-        p -= (p * rate) >> PROB_BITS
-    probs[c] = p
-    if n < RATE_LIMIT:
-        counts[c] = n + 1
+    up = (((1 << PROB_BITS) - p) * rate) >> PROB_BITS
+    down = (p * rate) >> PROB_BITS
+    # Both moves computed, one selected: no branch on the (unpredictable) bit.
+    probs[c] = p - down if bit else p + up
+    counts[c] = n + (n < RATE_LIMIT)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -199,13 +197,9 @@ def _fetch(code, rng, pos, data):
 def _get(code, rng, pos, data, probs, counts, c):
     """Decode one bit in context c; returns (bit, code, range, pos)."""
     bound = (rng >> PROB_BITS) * probs[c]
-    if code < bound:
-        rng = bound
-        bit = 0
-    else:
-        code -= bound
-        rng -= bound
-        bit = 1
+    bit = np.int64(code >= bound)
+    code -= bound if bit else 0
+    rng = rng - bound if bit else bound
     _adapt(probs, counts, c, bit)
     code, rng, pos = _fetch(code, rng, pos, data)
     return bit, code, rng, pos
