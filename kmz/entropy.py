@@ -57,6 +57,15 @@ def _fill(ref, pal, order, rank, filled):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _next_position(x, y, width):
+    """Row-major stepping without a division per pixel."""
+    x += 1
+    if x == width:
+        return np.int64(0), y + 1
+    return x, y
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _context(a, esc, i, x, y, width):
     """The model's view of pixel i (spec/CODING.md 4.1-4.2): (pattern, escaped
     neighbours, number of candidates, candidates c0..c3)."""
@@ -212,10 +221,7 @@ def _encode(a, width, bits, pal, order, rank, filled, probs, counts, out):
     low, rng, cache, pending, pos = np.int64(0), np.int64(0xFFFFFFFF), np.int64(0), np.int64(1), np.int64(0)
     x, y = np.int64(-1), np.int64(0)
     for i in range(a.shape[0]):
-        x += 1
-        if x == width:
-            x = 0
-            y += 1
+        x, y = _next_position(x, y, width)
         pattern, act, nc, c0, c1, c2, c3 = _context(a, esc, i, x, y, width)
         value = np.int64(a[i])
         hit = -1
@@ -293,10 +299,7 @@ def _decode(data, width, bits, pal, order, rank, filled, probs, counts, a):
     ranks = np.empty(4, np.int64)
     x, y = np.int64(-1), np.int64(0)
     for i in range(a.shape[0]):
-        x += 1
-        if x == width:
-            x = 0
-            y += 1
+        x, y = _next_position(x, y, width)
         pattern, act, nc, c0, c1, c2, c3 = _context(a, esc, i, x, y, width)
         hit = -1
         first = 0
