@@ -27,7 +27,7 @@ TOP = 1 << 24
 ESCAPE_FIRST = 2  # with this many escaped neighbours, "escape?" is decided first
 MODELLED_MANTISSA = 2  # mantissa bits with an adaptive model; the rest are uniform
 
-# Context tables, one flat array of probabilities (spec/CODING.md 4.4).
+# Context tables, one flat array of probabilities (spec/CODING.md 4.1).
 PATTERNS = 64 * 5 * 4  # equality mask x escaped neighbours x far bits
 ESCAPE_BASE = 0
 CANDIDATE_BASE = ESCAPE_BASE + PATTERNS
@@ -131,9 +131,9 @@ def _candidate(j, c0, c1, c2, c3):
 @njit(cache=True, nogil=True, inline="always")
 def _adapt(probs, counts, c, bit):
     """Move the probability of a 0 in context c towards the bit just coded."""
-    n = counts[c]
+    n = np.int64(counts[c])
     rate = RATES[n]
-    p = probs[c]
+    p = np.int64(probs[c])
     up = (((1 << PROB_BITS) - p) * rate) >> PROB_BITS
     down = (p * rate) >> PROB_BITS
     # Both moves computed, one selected: no branch on the (unpredictable) bit.
@@ -162,7 +162,7 @@ def _shift_low(low, cache, pending, pos, out):
 @njit(cache=True, nogil=True, inline="always")
 def _put(low, rng, cache, pending, pos, out, probs, counts, c, bit):
     """Encode one bit in context c; returns the new coder state."""
-    bound = (rng >> PROB_BITS) * probs[c]
+    bound = (rng >> PROB_BITS) * np.int64(probs[c])
     if bit == 0:
         rng = bound
     else:
@@ -205,7 +205,7 @@ def _fetch(code, rng, pos, data):
 @njit(cache=True, nogil=True, inline="always")
 def _get(code, rng, pos, data, probs, counts, c):
     """Decode one bit in context c; returns (bit, code, range, pos)."""
-    bound = (rng >> PROB_BITS) * probs[c]
+    bound = (rng >> PROB_BITS) * np.int64(probs[c])
     bit = np.int64(code >= bound)
     code -= bound if bit else 0
     rng = rng - bound if bit else bound
@@ -368,7 +368,8 @@ def _decode(data, width, bits, pal, order, rank, filled, probs, counts, a):
 
 
 def _state(palette):
-    """Fresh model and rank tables for a palette (spec/CODING.md 4.4)."""
+    """Fresh model (uint16 probabilities, uint8 counts: small enough for the L1 cache)
+    and empty rank tables for a palette (spec/CODING.md 4.1)."""
     k = len(palette)
     if not 1 <= k <= MAX_K:
         raise ValueError(f"coding ctx supports K from 1 to {MAX_K}, not {k}")
@@ -376,8 +377,8 @@ def _state(palette):
     order = np.empty((k, k), dtype=np.uint16)  # order[ref, rank] = index; rows filled lazily
     rank = np.empty((k, k), dtype=np.uint16)  # rank[ref, index] = rank
     filled = np.zeros(k, dtype=np.uint8)
-    probs = np.full(CONTEXTS, PROB_HALF, dtype=np.int64)
-    counts = np.zeros(CONTEXTS, dtype=np.int64)
+    probs = np.full(CONTEXTS, PROB_HALF, dtype=np.uint16)
+    counts = np.zeros(CONTEXTS, dtype=np.uint8)
     return (k - 1).bit_length(), pal, order, rank, filled, probs, counts
 
 
