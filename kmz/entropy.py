@@ -296,7 +296,6 @@ def _decode(data, width, bits, pal, order, rank, filled, probs, counts, a):
         return _BAD_START, 0
     rng, pos = np.int64(0xFFFFFFFF), np.int64(5)
     esc = np.zeros(a.shape[0], np.uint8)
-    ranks = np.empty(4, np.int64)
     x, y = np.int64(-1), np.int64(0)
     for i in range(a.shape[0]):
         x, y = _next_position(x, y, width)
@@ -349,18 +348,18 @@ def _decode(data, width, bits, pal, order, rank, filled, probs, counts, a):
             return _RANK, i
         if filled[c0] == 0:
             _fill(c0, pal, order, rank, filled)
-        # Undo the candidates' removal: in ascending rank order, step over each
-        # candidate ranked at or below r (an insertion sort of at most four ranks).
-        for j in range(nc):
-            t = np.int64(rank[c0, _candidate(j, c0, c1, c2, c3)])
-            m = j
-            while m > 0 and ranks[m - 1] > t:
-                ranks[m] = ranks[m - 1]
-                m -= 1
-            ranks[m] = t
-        for j in range(nc):
-            if ranks[j] <= r:
-                r += 1
+        # Undo the candidates' removal: the smallest rank R with R = r + (number of
+        # candidates ranked at or below R), reached by iterating from R = r.
+        q0 = np.int64(rank[c0, c0])
+        q1 = np.int64(rank[c0, c1]) if nc > 1 else np.int64(k)
+        q2 = np.int64(rank[c0, c2]) if nc > 2 else np.int64(k)
+        q3 = np.int64(rank[c0, c3]) if nc > 3 else np.int64(k)
+        base_r = r
+        while True:
+            moved = base_r + (q0 <= r) + (q1 <= r) + (q2 <= r) + (q3 <= r)
+            if moved == r:
+                break
+            r = moved
         a[i] = order[c0, r]
     if pos != end:
         return _TRAILING, a.shape[0]
