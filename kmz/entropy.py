@@ -384,6 +384,10 @@ def _state(palette):
 def encode(indices, palette):
     """The coding-1 payload of `indices` (H, W), each below K = len(palette) <= MAX_K."""
     indices = np.asarray(indices)
+    if indices.ndim != 2 or indices.size == 0:
+        raise ValueError("indices must be a non-empty (H, W) array")
+    if indices.min() < 0 or indices.max() >= len(palette):
+        raise ValueError(f"indices must be in range 0..{len(palette) - 1}")
     height, width = indices.shape
     flat = np.ascontiguousarray(indices, dtype=np.uint16).reshape(-1)
     capacity = flat.size * 2 + 64

@@ -75,6 +75,15 @@ def test_round_trip_edge_sizes(shape, k):
     assert np.array_equal(entropy.decode(entropy.encode(indices, palette), palette, shape[1], shape[0]), indices)
 
 
+def test_encode_rejects_misuse():
+    with pytest.raises(ValueError, match="range 0..4"):
+        entropy.encode(np.array([[0, 5]]), random_palette(5))
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        entropy.encode(np.zeros(4, np.int64), random_palette(5))
+    with pytest.raises(ValueError, match="K from 1 to 4096"):
+        entropy.encode(np.zeros((2, 2), np.int64), random_palette(4097))
+
+
 def test_duplicate_palette_entries_round_trip():
     # Equal colours tie in the distance order; ties go by index (spec/CODING.md 4.3).
     palette = np.array([[9, 9, 9]] * 4 + [[200, 0, 0]] * 3, np.uint8)
