@@ -103,7 +103,12 @@ def _parser():
                    help="when the target cannot be met, write nothing and exit 1 "
                    "(default: write the closest K and exit 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on a terminal")
-    p.set_defaults(run=_encode)
+    p.add_argument(
+        "--coding", choices=list(fmt.CODINGS.values()), default="raw",
+        help="index coding: raw (bit-packed, the size formula) or ctx (context-modelled, "
+        f"smaller; K up to {fmt.CTX_MAX_K}) (default: raw)",
+    )
+    p.set_defaults(run=_encode, usage_error=p.error)
 
     p = commands.add_parser("decode", help="decode a .kmz file to PNG")
     p.add_argument("input", type=_input, help="a .kmz file")
@@ -173,6 +178,8 @@ def _k_list(text):
 
 
 def _encode(args):
+    if args.coding == "ctx" and args.k is not None and args.k > fmt.CTX_MAX_K:
+        args.usage_error(f"--coding ctx supports K up to {fmt.CTX_MAX_K}, not {args.k}")
     output = args.output or args.input.with_suffix(".kmz")
     io.check_output(output, inputs=[args.input], force=args.force)
     with Progress(quiet=args.quiet) as progress:
@@ -181,7 +188,8 @@ def _encode(args):
         for note in notes:
             print(f"kmz: note: {note}", file=sys.stderr)
         image = encode(pixels, k=args.k, seed=args.seed, psnr=args.psnr, max_bytes=args.max_bytes,
-                       strict=args.strict, progress=progress, max_pixels=None)  # checked by open_image
+                       strict=args.strict, progress=progress, coding=args.coding,
+                       max_pixels=None)  # checked by open_image
         progress("packing")
         data = image.tobytes()
         progress(f"writing {output}")
@@ -191,8 +199,9 @@ def _encode(args):
     asked = image.target.k if image.target else args.k or DEFAULT_K
     note = "" if image.k == asked else f" (the image has only {image.k} colours)"
     target = f"; {image.target.describe()}" if image.target else ""
+    coded = "" if image.coding == "raw" else f", coding {image.coding} (raw: {image.header.file_size:,} bytes)"
     print(
-        f"{output}: {len(data):,} bytes, K={image.k}{note}, {image.bits_per_index} bits per index, "
+        f"{output}: {len(data):,} bytes{coded}, K={image.k}{note}, {image.bits_per_index} bits per index, "
         f"formula 24K + N*b = {formula_bits:,} bits + {fmt.OVERHEAD} bytes overhead, "
         f"PSNR {quality:.2f} dB{target}"
     )
@@ -300,6 +309,7 @@ def describe(data, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
         "index_bits": n * b,
         "padding_bits": 8 * fmt.bitpack.packed_size(n, b) - n * b,
         "overhead_bytes": fmt.OVERHEAD,
+        "index_bytes": len(data) - fmt.OVERHEAD - 3 * k,
         "formula_bytes": header.file_size,
         "file_bytes": len(data),
         "raw_rgb_bytes": 3 * n,
@@ -322,9 +332,11 @@ def _info(args):
         f"  index bits      N*b = {info['index_bits']:,}\n"
         f"  formula         24K + N*b = {formula_bits:,} bits"
         f" (+ {info['padding_bits']} padding bits)\n"
+        f"  index data      {info['index_bytes']:,} bytes, coding {info['coding']}\n"
         f"  overhead        {info['overhead_bytes']} bytes (24 header + 4 CRC-32)\n"
-        f"  total           {info['formula_bytes']:,} bytes by the formula,"
-        f" {info['file_bytes']:,} bytes on disk\n"
+        f"  total           {info['formula_bytes']:,} bytes by the formula (raw coding),"
+        f" {info['file_bytes']:,} bytes on disk"
+        f" ({info['file_bytes'] / info['formula_bytes']:.1%} of the formula)\n"
         f"  raw RGB         24N = {8 * info['raw_rgb_bytes']:,} bits ({info['raw_rgb_bytes']:,} bytes);"
         f" this file is {ratio:.1%} of that"
     )

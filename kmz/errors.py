@@ -54,6 +54,10 @@ class PixelLimitWarning(RuntimeWarning):
     possibly a decompression bomb (as Pillow's DecompressionBombWarning)."""
 
 
+class PayloadError(FormatError):
+    """Coded index data (coding 1) that no encoder can write (spec/CODING.md 6)."""
+
+
 class ImageReadError(KmzError):
     """An input image cannot be read (not an image, truncated or corrupt)."""
 

@@ -5,7 +5,7 @@ Works on bytes in memory only; knows nothing of k-means, files or PNG.
     struct header {            // 24 bytes, big-endian, unsigned (spec 3.1)
         u8  signature[8];      // 8B 'K' 'M' 'Z' 0D 0A 1A 0A
         u8  version;           // 1
-        u8  coding;            // index coding: 0 = raw bit-packed
+        u8  coding;            // index coding: 0 = raw bit-packed, 1 = ctx (spec/CODING.md)
         u16 reserved;          // must be 0
         u32 width;             // 1 .. 2^31 - 1
         u32 height;            // 1 .. 2^31 - 1
@@ -15,6 +15,7 @@ Works on bytes in memory only; knows nothing of k-means, files or PNG.
     };
     u8  palette[K][3];         // R, G, B
     u8  indices[ceil(W*H*b / 8)];  // row-major, b bits each, MSB first (spec 3.3)
+                                   // coding 1: a range-coded payload of any length
     u32 crc32;                 // CRC-32 (ISO-HDLC, as zlib) of every byte before it
 """
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import bitpack
+from . import bitpack, entropy
 from .errors import (
     ChecksumError,
     HeaderError,
@@ -42,7 +43,11 @@ from .errors import (
 SIGNATURE = b"\x8bKMZ\r\n\x1a\n"
 VERSION = 1
 CODING_RAW = 0
-CODINGS = {CODING_RAW: "raw"}
+CODING_CTX = 1
+CODINGS = {CODING_RAW: "raw", CODING_CTX: "ctx"}
+CTX_MAX_K = entropy.MAX_K
+# A coding-1 payload of P bytes never holds more than 2^19 * P pixels (spec/CODING.md 6).
+CTX_PIXELS_PER_BYTE = 1 << 19
 HEADER_SIZE = 24
 TRAILER_SIZE = 4
 OVERHEAD = HEADER_SIZE + TRAILER_SIZE
@@ -65,6 +70,14 @@ def file_size(width, height, k):
     return OVERHEAD + 3 * k + bitpack.packed_size(width * height, bits_per_index(k))
 
 
+def coding_id(name):
+    """The header's coding number for a coding name ("raw", "ctx")."""
+    for number, known in CODINGS.items():
+        if known == name:
+            return number
+    raise ValueError(f"unknown coding {name!r}; known: {', '.join(CODINGS.values())}")
+
+
 @dataclass(frozen=True)
 class Header:
     width: int
@@ -81,6 +94,8 @@ class Header:
             raise ValueError(f"k must be between 1 and {MAX_K}, not {self.k}")
         if self.coding not in CODINGS:
             raise ValueError(f"unknown index coding {self.coding}")
+        if self.coding == CODING_CTX and self.k > CTX_MAX_K:
+            raise ValueError(f"coding ctx supports K up to {CTX_MAX_K}, not {self.k}")
 
     @property
     def bits_per_index(self):
@@ -92,6 +107,7 @@ class Header:
 
     @property
     def file_size(self):
+        """The raw coding's file length (spec 3.4), whatever this header's coding."""
         return file_size(self.width, self.height, self.k)
 
     def pack(self):
@@ -124,6 +140,8 @@ def read_header(data):
     k = k_minus_1 + 1
     if bits != bits_per_index(k):
         raise HeaderError(f"bits per index is {bits}; K = {k} needs {bits_per_index(k)}")
+    if coding == CODING_CTX and k > CTX_MAX_K:
+        raise HeaderError(f"coding ctx allows K up to {CTX_MAX_K}, not {k}")
     return Header(width, height, k, coding)
 
 
@@ -173,7 +191,11 @@ def encode(header, palette, indices):
         raise ValueError(f"expected {header.pixel_count} indices, got {len(indices)}")
     if len(indices) and int(indices.max()) >= header.k:
         raise ValueError(f"index {int(indices.max())} is out of range for K = {header.k}")
-    body = header.pack() + palette.tobytes() + bitpack.pack(indices, header.bits_per_index)
+    if header.coding == CODING_CTX:
+        index_data = entropy.encode(indices.reshape(header.height, header.width), palette)
+    else:
+        index_data = bitpack.pack(indices, header.bits_per_index)
+    body = header.pack() + palette.tobytes() + index_data
     return body + struct.pack(">I", zlib.crc32(body))
 
 
@@ -188,10 +210,13 @@ def decode(data, verify_checksum=True, max_pixels=PACKAGE_LIMIT):
     data = memoryview(data).cast("B")
     header = read_header(data)
     check_pixel_limit(header.width, header.height, max_pixels)
-    expected = header.file_size
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else "trailing bytes"
-        raise LengthError(f"{what}: file is {len(data)} bytes, its header implies {expected}")
+    if header.coding == CODING_CTX:
+        _check_ctx_length(header, len(data))
+    else:
+        expected = header.file_size
+        if len(data) != expected:
+            what = "truncated" if len(data) < expected else "trailing bytes"
+            raise LengthError(f"{what}: file is {len(data)} bytes, its header implies {expected}")
     body = data[:-TRAILER_SIZE]
     (stored_crc,) = struct.unpack(">I", data[-TRAILER_SIZE:])
     if verify_checksum and zlib.crc32(body) != stored_crc:
@@ -199,6 +224,8 @@ def decode(data, verify_checksum=True, max_pixels=PACKAGE_LIMIT):
     k, bits, count = header.k, header.bits_per_index, header.pixel_count
     palette = np.frombuffer(body, dtype=np.uint8, count=3 * k, offset=HEADER_SIZE).reshape(k, 3)
     index_data = body[HEADER_SIZE + 3 * k :]
+    if header.coding == CODING_CTX:
+        return header, palette.copy(), entropy.decode(index_data, palette, header.width, header.height)
     spare_bits = 8 * len(index_data) - count * bits
     if spare_bits and index_data[-1] & ((1 << spare_bits) - 1):
         raise PaddingError(f"the {spare_bits} padding bits of the last byte are not zero")
@@ -211,3 +238,20 @@ def decode(data, verify_checksum=True, max_pixels=PACKAGE_LIMIT):
                 f"index {int(indices[bad[0]])} at pixel ({col}, {row}) is out of range for K = {k}"
             )
     return header, palette.copy(), indices.reshape(header.height, header.width)
+
+
+def _check_ctx_length(header, length):
+    """Coding 1's length rule (spec/CODING.md 6): room for the 5 bytes every payload
+    starts with, and no more pixels than the payload can hold, checked before any
+    allocation for the pixels."""
+    payload = length - OVERHEAD - 3 * header.k
+    if payload < 5:
+        raise LengthError(
+            f"truncated: file is {length} bytes, a coded file with K = {header.k} needs at least "
+            f"{OVERHEAD + 3 * header.k + 5}"
+        )
+    if header.pixel_count > CTX_PIXELS_PER_BYTE * payload:
+        raise LengthError(
+            f"truncated: {payload} bytes of coded index data cannot hold "
+            f"{header.width} x {header.height} pixels"
+        )

@@ -3,6 +3,7 @@
 Encode = quantize -> format (which bit-packs); decode = format -> palette[indices].
 """
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,14 @@ _PALETTE_SUFFIXES = {".png", ".gif", ".bmp", ".tif", ".tiff"}
 
 class KmzImage:
     """A decoded or freshly encoded .kmz image: `palette` (K, 3) uint8 and
-    `indices` (H, W) uint16, each index naming a palette entry."""
+    `indices` (H, W) uint16, each index naming a palette entry. `coding` names how
+    tobytes() writes the indices: "raw" (bit-packed, the default) or "ctx"
+    (context-modelled and range-coded, spec/CODING.md)."""
 
     # How encode() chose K for a quality target (a targets.TargetResult); None otherwise.
     target = None
 
-    def __init__(self, palette, indices):
+    def __init__(self, palette, indices, coding="raw"):
         palette = np.asarray(palette)
         indices = np.asarray(indices)
         if palette.ndim != 2 or palette.shape[1] != 3 or palette.dtype != np.uint8:
@@ -40,12 +43,22 @@ class KmzImage:
             raise ValueError(f"indices must be in range 0..{len(palette) - 1}")
         self.palette = palette
         self.indices = indices.astype(np.uint16, copy=False)
+        self.coding = coding
 
     width = property(lambda self: self.header.width)
     height = property(lambda self: self.header.height)
     k = property(lambda self: self.header.k)
     bits_per_index = property(lambda self: self.header.bits_per_index)
     size = property(lambda self: (self.width, self.height), doc="(width, height), as Pillow")
+
+    @property
+    def coding(self):
+        """The index coding tobytes() writes: "raw" or "ctx"."""
+        return fmt.CODINGS[self.header.coding]
+
+    @coding.setter
+    def coding(self, name):
+        self.header = dataclasses.replace(self.header, coding=fmt.coding_id(name))
 
     def __repr__(self):
         return f"<KmzImage {self.width}x{self.height} K={self.k} bits_per_index={self.bits_per_index}>"
@@ -90,8 +103,8 @@ def frombytes(data, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
     max_pixels (default kmz.MAX_IMAGE_PIXELS; None for no limit) is checked from the
     header before anything is allocated; verify_checksum=False skips only the CRC-32.
     """
-    _, palette, indices = fmt.decode(data, verify_checksum=verify_checksum, max_pixels=max_pixels)
-    return KmzImage(palette, indices)
+    header, palette, indices = fmt.decode(data, verify_checksum=verify_checksum, max_pixels=max_pixels)
+    return KmzImage(palette, indices, coding=fmt.CODINGS[header.coding])
 
 
 def open(fp, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
@@ -101,9 +114,10 @@ def open(fp, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
 
 
 def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progress=None,
-           frame=None, background=io.DEFAULT_BACKGROUND, max_pixels=fmt.PACKAGE_LIMIT):
+           coding="raw", frame=None, background=io.DEFAULT_BACKGROUND, max_pixels=fmt.PACKAGE_LIMIT):
     """Quantize an image to at most k colours (default 64): `image` is a path, a PIL image
-    or an (H, W, 3) uint8 array. Returns a KmzImage; `.save(path)` writes it.
+    or an (H, W, 3) uint8 array. Returns a KmzImage; `.save(path)` writes it, its indices
+    coded as `coding` says ("raw" or "ctx").
 
     Quality targets (one at a time; see kmz.targets for the search and its guarantee):
     psnr=DB chooses the smallest K whose PSNR reaches DB, max_bytes=N the largest K whose
@@ -115,6 +129,9 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
     frame, background and max_pixels are as kmz.io.convert_image takes them (which also
     returns the notes on what the conversion did).
     """
+    # Reject a coding that cannot hold the result before the slow quantization.
+    if fmt.coding_id(coding) == fmt.CODING_CTX and k is not None and k > fmt.CTX_MAX_K:
+        raise ValueError(f"coding ctx supports K up to {fmt.CTX_MAX_K}, not {k}")
     if isinstance(image, (str, Path)):
         pixels, _ = io.open_image(image, frame, background, max_pixels)
     elif isinstance(image, Image.Image):
@@ -136,8 +153,14 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
             if progress:
                 progress(f"quantizing K={k}")
             result = quantize(pixels.reshape(-1, 3), k, seed=seed)
-            encoded[k] = KmzImage(result.palette, result.labels.reshape(height, width))
+            encoded[k] = KmzImage(result.palette, result.labels.reshape(height, width), coding=coding)
         return encoded[k]
+
+    def file_size(k):
+        # The raw size follows from K alone; a coded size needs the encode.
+        if coding == "raw":
+            return fmt.file_size(width, height, k)
+        return len(encode_at(k).tobytes())
 
     if psnr is None and max_bytes is None:
         return encode_at(DEFAULT_K if k is None else k)
@@ -145,7 +168,7 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
     if psnr is not None:
         found = targets.smallest_k_for_psnr(psnr, lambda k: _psnr(pixels, encode_at(k).to_array()), k_max)
     else:
-        found = targets.largest_k_for_bytes(max_bytes, lambda k: fmt.file_size(width, height, k), k_max)
+        found = targets.largest_k_for_bytes(max_bytes, file_size, k_max)
     if strict and not found.met:
         raise TargetError(found.describe(), found)
     image = encode_at(found.k)

@@ -107,7 +107,7 @@ def test_info_text_breaks_the_size_down(capsys, small_photo, tmp_path):
     assert status == 0
     for line in ["40 x 30 = 1,200 pixels", "K = 5, 3 bits per index", "24K = 120", "N*b = 3,600",
                  "24K + N*b = 3,720 bits (+ 0 padding bits)", "28 bytes (24 header + 4 CRC-32)",
-                 f"{size:,} bytes by the formula, {size:,} bytes on disk", "24N = 28,800 bits (3,600 bytes)"]:
+                 f"{size:,} bytes by the formula (raw coding), {size:,} bytes on disk (100.0% of the formula)", "24N = 28,800 bits (3,600 bytes)"]:
         assert line in out, line
 
 
@@ -120,6 +120,7 @@ def test_info_json(capsys, small_photo, tmp_path):
         "version": 1, "coding": "raw", "width": 40, "height": 30, "k": 3, "bits_per_index": 2,
         "palette_bits": 72, "index_bits": 2400, "padding_bits": 0, "overhead_bytes": 28,
         "formula_bytes": 28 + 9 + 300, "file_bytes": 28 + 9 + 300, "raw_rgb_bytes": 3600,
+        "index_bytes": 300,
     }
 
 

@@ -88,6 +88,15 @@ def mutated_file(draw):
     return data
 
 
+def ctx_tables(data):
+    """Bytes of coding 1's palette-order tables (two K x K uint16; spec/CODING.md): bounded
+    by K <= 4096 rather than by the file, and only their used rows are ever written."""
+    if len(data) < 24 or data[9] != 1:
+        return 0
+    k = int.from_bytes(data[20:22], "big") + 1
+    return 4 * k * k
+
+
 def check_decoder(data):
     """Decode with and without checksum verification; return nothing, raise on a violation."""
     for verify in (True, False):
@@ -104,7 +113,7 @@ def check_decoder(data):
         # Refused or not, memory is bounded by the file's length; a decoded image may also
         # hold its indices (2 bytes per pixel: a 31-byte K = 1 file can describe many).
         pixels = 0 if image is None else image.width * image.height
-        assert peak <= 64 * len(data) + 4 * pixels + 64 * 1024, (peak, len(data), pixels)
+        assert peak <= 64 * len(data) + 4 * pixels + ctx_tables(data) + 64 * 1024, (peak, len(data), pixels)
         if image is not None:
             assert image.width * image.height <= 2 * MAX_PIXELS
             assert image.tobytes()[:-4] == bytes(data[:-4])

@@ -55,7 +55,7 @@ def test_every_refusal_class_has_a_bad_file():
                if isinstance(c, type) and issubclass(c, errors.FormatError)
                and c not in (errors.FormatError, errors.DamagedImageError)}
     assert classes == {error for _, error, _ in CASES.values()}
-    assert len(classes) == 8
+    assert len(classes) == 9
 
 
 def test_base_file_of_the_bad_corpus_is_valid():

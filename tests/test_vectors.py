@@ -95,7 +95,8 @@ def test_regenerating_gives_the_committed_vectors(tmp_path):
     module.main(tmp_path)
     made = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     kinds = (".kmz", ".txt", ".png", ".md")
-    committed = sorted(p.relative_to(VECTORS) for p in VECTORS.rglob("*") if p.is_file() and p.suffix in kinds)
+    committed = sorted(p.relative_to(VECTORS) for folder in ("good", "bad") for p in (VECTORS / folder).rglob("*")
+                       if p.is_file() and p.suffix in kinds)
     assert made == committed
     for relative in made:
         new, old = tmp_path / relative, VECTORS / relative

@@ -74,7 +74,7 @@ CASES = {
                   "unknown format version 2 (this decoder reads version 1)"),
     "version_0": (valid(version=0), "VersionError",
                   "unknown format version 0 (this decoder reads version 1)"),
-    "coding_1": (valid(coding=1), "HeaderError", "unknown index coding 1"),
+    "coding_2": (valid(coding=2), "HeaderError", "unknown index coding 2"),
     "reserved_u16": (valid(reserved=0x8000), "HeaderError", "reserved header bits are not zero"),
     "reserved_u8": (valid(reserved2=1), "HeaderError", "reserved header bits are not zero"),
     "width_zero": (valid(width=0), "HeaderError", "width is 0; it must be between 1 and 2147483647"),
@@ -101,6 +101,9 @@ CASES = {
     "padding_bit": (_padding(), "PaddingError", "the 3 padding bits of the last byte are not zero"),
     "index_out_of_range": (_index_out_of_range(), "IndexRangeError",
                            "index 6 at pixel (1, 2) is out of range for K = 5"),
+    # Coding 1 (spec/CODING.md): a payload whose first byte is not 0.
+    "ctx_payload_start": (with_crc(header(coding=1) + PALETTE + b"\x01\0\0\0\0"), "PayloadError",
+                          "the coded index data has an illegal start (spec/CODING.md 5.1)"),
 }
 
 
