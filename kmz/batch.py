@@ -211,7 +211,7 @@ def convert_file(source, target, job):
     """Encode (or decode) one file to target, atomically; returns bytes, k and psnr.
 
     psnr is None when the encoding is lossless (or when decoding)."""
-    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    io.make_folder(Path(target).parent)
     if job.decode:
         image = open_kmz(source)
         image.save(target)

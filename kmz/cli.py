@@ -237,8 +237,7 @@ def _sweep(args):
     plot = sweep.chart_available()
     for path in (sheet_path, chart_path) if plot else (sheet_path,):
         io.check_output(path, inputs=[args.input], force=args.force)
-    if not folder.is_dir():
-        raise KmzError(f"{folder}: no such folder")
+    io.make_folder(folder)
     with Progress(quiet=args.quiet) as progress:
         progress(f"reading {args.input}")
         pixels = io.read_image(args.input)

@@ -209,6 +209,14 @@ def _fsync_folder(folder):
         os.close(fd)
 
 
+def make_folder(path):
+    """Create an output folder (and its parents) unless it exists."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WriteError(f"{path}: cannot create folder ({e.strerror or e})") from None
+
+
 def write_bytes(path, data):
     write_atomic(path, lambda f: f.write(data))
 

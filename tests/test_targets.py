@@ -13,7 +13,7 @@ from kmz.image import psnr
 from kmz.targets import first_yes, largest_k_for_bytes, smallest_k_for_psnr
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "samples" / "kodim03-small.png"
+SAMPLE = ROOT / "samples" / "kodim03.png"
 K_MAX = 16
 
 
