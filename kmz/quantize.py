@@ -19,16 +19,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scipy.spatial import cKDTree
+
 from .colour import oklab_to_srgb, srgb_to_oklab
 
 MAX_K = 65536
 SPACES = ("rgb", "oklab")
 
 COARSE_BITS = 6  # grid for the coarse stage: fine enough for K = 256, 8x fewer points
+SEED_BITS = 5  # k-means++ costs K passes over its points: seed on a coarser grid
 COARSE_TOL = 1e-4  # stop when this fraction of the weight changed cluster
 FINE_TOL = 1e-3
 MAX_ITER = 100
-_CHUNK = 1 << 21  # elements of a (points, K) distance block: 8 MiB of float32
+FINE_ITER = 100
+COARSE_ITER = 100
+WORKERS = 2  # threads for k-d tree queries; each point's answer does not depend on it
 
 
 @dataclass(frozen=True)
@@ -74,65 +79,54 @@ class _Histogram:
         return self.table[self.packed].astype(np.uint16)
 
 
-def _distances(points, centres):
-    """Squared distances (chunk, K) minus |point|^2, which does not change the order."""
-    return (centres * centres).sum(axis=1) - 2.0 * points @ centres.T
-
-
-def nearest(points, centres):
-    """Index of the nearest centre (squared Euclidean distance) for each point."""
-    points = np.asarray(points, dtype=np.float32)
-    centres = np.asarray(centres, dtype=np.float32)
-    out = np.empty(len(points), dtype=np.intp)
-    step = max(1, _CHUNK // len(centres))
-    for start in range(0, len(points), step):
-        out[start : start + step] = _distances(points[start : start + step], centres).argmin(axis=1)
-    return out
-
-
-def _nearest_two(points, centres):
-    """Nearest centre and the distances to the nearest and second nearest (Euclidean)."""
-    n = len(points)
-    labels = np.empty(n, dtype=np.intp)
-    first = np.empty(n, dtype=np.float32)
-    second = np.empty(n, dtype=np.float32)
-    step = max(1, _CHUNK // len(centres))
-    rows = np.arange(min(step, n))
-    for start in range(0, n, step):
-        chunk = points[start : start + step]
-        d = _distances(chunk, centres)
-        best = d.argmin(axis=1)
-        r = rows[: len(chunk)]
-        first[start : start + step] = d[r, best]
-        d[r, best] = np.inf
-        second[start : start + step] = d.min(axis=1) if centres.shape[0] > 1 else np.inf
-        labels[start : start + step] = best
-    norms = (points * points).sum(axis=1)
-    return labels, np.sqrt(np.maximum(first + norms, 0)), np.sqrt(np.maximum(second + norms, 0))
+def nearest(points, centres, k=1):
+    """The nearest centre for each point, through a k-d tree over the centres: in
+    three dimensions a query visits a handful of centres, not all K. With k=2,
+    returns (labels, distance to nearest, distance to second nearest)."""
+    tree = cKDTree(np.asarray(centres, dtype=np.float64))
+    distances, labels = tree.query(points, k=k, workers=WORKERS)
+    if k == 1:
+        return labels
+    if len(centres) == 1:
+        return labels[:, 0], distances[:, 0], np.full(len(points), np.inf)
+    return labels[:, 0], distances[:, 0], distances[:, 1]
 
 
 def _seed(points, weights, k, rng):
-    """Weighted k-means++: each new centre is a point drawn with probability
-    proportional to weight x squared distance to the nearest centre so far."""
-    centres = np.empty((k, 3), dtype=np.float32)
-    cumulative = np.cumsum(weights)
-    i = min(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"), len(points) - 1)
-    centres[0] = points[i]
-    cost = ((points - points[i]) ** 2).sum(axis=1) * weights
-    for j in range(1, k):
+    """Greedy weighted k-means++: each new centre is the best (lowest total cost) of a
+    few points drawn with probability proportional to weight x squared distance to
+    the nearest centre so far."""
+    channels = points.T.astype(np.float64)[:, None, :]  # (3, 1, M): fast 1-D passes
+    trials = 2 + int(np.log(k))
+
+    def cost_to(indices):
+        d = (channels[0] - channels[0, 0, indices][:, None]) ** 2
+        d += (channels[1] - channels[1, 0, indices][:, None]) ** 2
+        d += (channels[2] - channels[2, 0, indices][:, None]) ** 2
+        return d * weights
+
+    def draw(cost, n):
         cumulative = np.cumsum(cost)
         # side="right" never lands on a zero-cost point, i.e. on an existing centre.
-        i = min(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"), len(points) - 1)
-        centres[j] = points[i]
-        np.minimum(cost, ((points - points[i]) ** 2).sum(axis=1) * weights, out=cost)
-    return centres
+        picks = np.searchsorted(cumulative, rng.random(n) * cumulative[-1], side="right")
+        return np.minimum(picks, len(points) - 1)
+
+    chosen = [int(draw(weights, 1)[0])]
+    cost = cost_to(chosen)[0]
+    for _ in range(1, k):
+        candidates = draw(cost, trials)
+        costs = np.minimum(cost, cost_to(candidates))
+        best = costs.sum(axis=1).argmin()
+        chosen.append(int(candidates[best]))
+        cost = costs[best]
+    return points[chosen].astype(np.float32)
 
 
 def _lloyd(points, weights, centres, tol, max_iter=MAX_ITER):
     """Weighted Lloyd iterations from `centres` until less than `tol` of the weight
     changes cluster. Returns the centres (float32)."""
     k = len(centres)
-    labels, upper, lower = _nearest_two(points, centres)
+    labels, upper, lower = nearest(points, centres, k=2)
     weighted = points.astype(np.float64) * weights[:, None]
     sums = np.stack([np.bincount(labels, weighted[:, c], minlength=k) for c in range(3)], axis=1)
     mass = np.bincount(labels, weights, minlength=k)
@@ -148,11 +142,10 @@ def _lloyd(points, weights, centres, tol, max_iter=MAX_ITER):
         upper += moved[labels]
         top = np.argsort(moved)[-2:] if k > 1 else np.array([0, 0])
         lower -= np.where(labels == top[-1], moved[top[0]], moved[top[-1]])
-        # The slack absorbs float32 rounding in the distance expansion.
-        check = np.flatnonzero(upper + 1e-3 * (1.0 + upper) >= lower)
+        check = np.flatnonzero(upper >= lower)
         if len(check) == 0:
             break
-        new_labels, upper[check], lower[check] = _nearest_two(points[check], centres)
+        new_labels, upper[check], lower[check] = nearest(points[check], centres, k=2)
         changed = new_labels != labels[check]
         idx = check[changed]
         if weights[idx].sum() <= tol * total:
@@ -167,12 +160,11 @@ def _lloyd(points, weights, centres, tol, max_iter=MAX_ITER):
     return centres
 
 
-def _coarse(colours, points, weights):
-    """Pool colours into the cells of a COARSE_BITS grid: (cell means, cell weights)."""
-    shift = 8 - COARSE_BITS
-    c = colours.astype(np.uint32) >> shift
-    cell = (c[:, 0] << (2 * COARSE_BITS)) | (c[:, 1] << COARSE_BITS) | c[:, 2]
-    size = 1 << (3 * COARSE_BITS)
+def _pool(colours, points, weights, bits):
+    """Pool colours into the cells of a grid of `bits` per channel: (cell means, weights)."""
+    c = colours.astype(np.uint32) >> (8 - bits)
+    cell = (c[:, 0] << (2 * bits)) | (c[:, 1] << bits) | c[:, 2]
+    size = 1 << (3 * bits)
     mass = np.bincount(cell, weights, minlength=size)
     used = np.flatnonzero(mass)
     means = np.stack([np.bincount(cell, weights * points[:, i], minlength=size)[used] for i in range(3)], axis=1)
@@ -207,12 +199,16 @@ def quantize(pixels, k, seed=0, space="rgb"):
     to_space = srgb_to_oklab if space == "oklab" else (lambda rgb: rgb.astype(np.float32))
     points = to_space(colours)
     weights = histogram.counts.astype(np.float64)
-    cells, cell_weights = _coarse(colours, points, weights)
-    if len(cells) < 4 * k:  # too few cells to tell k clusters apart: seed on the colours
+    cells, cell_weights = _pool(colours, points, weights, COARSE_BITS)
+    seeds, seed_weights = _pool(colours, points, weights, SEED_BITS)
+    # Too few cells to tell k clusters apart: work on the colours themselves.
+    if len(cells) < 4 * k:
         cells, cell_weights = points, weights
-    centres = _seed(cells, cell_weights, k, np.random.default_rng(seed))
-    centres = _lloyd(cells, cell_weights, centres, COARSE_TOL)
-    centres = _lloyd(points, weights, centres, FINE_TOL)
+    if len(seeds) < 4 * k:
+        seeds, seed_weights = cells, cell_weights
+    centres = _seed(seeds, seed_weights, k, np.random.default_rng(seed))
+    centres = _lloyd(cells, cell_weights, centres, COARSE_TOL, COARSE_ITER)
+    centres = _lloyd(points, weights, centres, FINE_TOL, FINE_ITER)
 
     srgb = oklab_to_srgb(centres) if space == "oklab" else centres
     # Round, not truncate: truncation biases every channel down by half a level.
