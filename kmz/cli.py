@@ -34,6 +34,9 @@ def _parser():
     p.add_argument("-o", "--output", type=Path, help="output path (default: INPUT with suffix .kmz)")
     p.add_argument("-k", type=_k, default=64, help="palette size K, 1 to 65536 (default: 64)")
     p.add_argument("--seed", type=int, default=0, help="random seed for k-means (default: 0)")
+    p.add_argument("--space", choices=("rgb", "oklab"), default="rgb",
+                   help="colour space k-means measures distance in (default: rgb)")
+    p.add_argument("--dither", action="store_true", help="Floyd-Steinberg error diffusion (K <= 256)")
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.set_defaults(run=_encode)
 
@@ -52,9 +55,11 @@ def _parser():
 
 def _encode(args):
     output = args.output or args.input.with_suffix(".kmz")
+    if args.dither and args.k > 256:
+        raise KmzError(f"--dither needs K <= 256, not {args.k}")
     io.check_output(output, inputs=[args.input], force=args.force)
     pixels = io.read_image(args.input)
-    image = encode(pixels, k=args.k, seed=args.seed)
+    image = encode(pixels, k=args.k, seed=args.seed, space=args.space, dither=args.dither)
     data = image.tobytes()
     io.write_bytes(output, data)
     formula_bits = 24 * image.k + image.width * image.height * image.bits_per_index

@@ -10,6 +10,7 @@ from PIL import Image
 
 from . import format as fmt
 from . import io
+from .dither import dither as diffuse
 from .quantize import quantize
 
 
@@ -75,9 +76,13 @@ def open(fp):
     return frombytes(data)
 
 
-def encode(image, k=64, seed=0):
+def encode(image, k=64, seed=0, space="rgb", dither=False):
     """Quantize an image to at most k colours: `image` is a path, a PIL image or an
-    (H, W, 3) uint8 array. Returns a KmzImage; `.save(path)` writes it."""
+    (H, W, 3) uint8 array. Returns a KmzImage; `.save(path)` writes it.
+
+    `space` is where k-means measures colour distance: "rgb" or "oklab"
+    (perceptual). `dither` maps pixels to the palette with Floyd-Steinberg error
+    diffusion instead of to the nearest colour (needs k <= 256)."""
     if isinstance(image, (str, Path)):
         pixels = io.read_image(image)
     elif isinstance(image, Image.Image):
@@ -89,7 +94,11 @@ def encode(image, k=64, seed=0):
     height, width = pixels.shape[:2]
     if width == 0 or height == 0:
         raise ValueError("image has no pixels")
-    result = quantize(pixels.reshape(-1, 3), k, seed=seed)
+    if dither and k > 256:
+        raise ValueError(f"dithering needs k <= 256, not {k}")
+    result = quantize(pixels.reshape(-1, 3), k, seed=seed, space=space)
+    if dither:
+        return KmzImage(result.palette, diffuse(pixels, result.palette))
     return KmzImage(result.palette, result.labels.reshape(height, width))
 
 
