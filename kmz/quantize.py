@@ -27,7 +27,7 @@ MAX_K = 65536
 SPACES = ("rgb", "oklab")
 
 COARSE_BITS = 6  # grid for the coarse stage: fine enough for K = 256, 8x fewer points
-SEED_BITS = 5  # k-means++ costs K passes over its points: seed on a coarser grid
+SEED_TRIALS = 0
 COARSE_TOL = 1e-4  # stop when this fraction of the weight changed cluster
 FINE_TOL = 1e-3
 MAX_ITER = 100
@@ -96,17 +96,20 @@ def _seed(points, weights, k, rng):
     """Greedy weighted k-means++: each new centre is the best (lowest total cost) of a
     few points drawn with probability proportional to weight x squared distance to
     the nearest centre so far."""
-    channels = points.T.astype(np.float64)[:, None, :]  # (3, 1, M): fast 1-D passes
-    trials = 2 + int(np.log(k))
+    trials = SEED_TRIALS or 2 + int(np.log(k))
+    weights32 = weights.astype(np.float32)
+    norms = np.einsum("ij,ij->i", points, points)
+    scaled = -2.0 * points.T
 
     def cost_to(indices):
-        d = (channels[0] - channels[0, 0, indices][:, None]) ** 2
-        d += (channels[1] - channels[1, 0, indices][:, None]) ** 2
-        d += (channels[2] - channels[2, 0, indices][:, None]) ** 2
-        return d * weights
+        # |p - c|^2 = |p|^2 + |c|^2 - 2 p.c: one small matrix product for all trials.
+        d = points[indices] @ scaled + norms
+        d += norms[indices, None]
+        np.maximum(d, 0, out=d)
+        return d * weights32
 
     def draw(cost, n):
-        cumulative = np.cumsum(cost)
+        cumulative = np.cumsum(cost, dtype=np.float64)
         # side="right" never lands on a zero-cost point, i.e. on an existing centre.
         picks = np.searchsorted(cumulative, rng.random(n) * cumulative[-1], side="right")
         return np.minimum(picks, len(points) - 1)
@@ -116,7 +119,7 @@ def _seed(points, weights, k, rng):
     for _ in range(1, k):
         candidates = draw(cost, trials)
         costs = np.minimum(cost, cost_to(candidates))
-        best = costs.sum(axis=1).argmin()
+        best = costs.sum(axis=1, dtype=np.float64).argmin()
         chosen.append(int(candidates[best]))
         cost = costs[best]
     return points[chosen].astype(np.float32)
@@ -200,13 +203,9 @@ def quantize(pixels, k, seed=0, space="rgb"):
     points = to_space(colours)
     weights = histogram.counts.astype(np.float64)
     cells, cell_weights = _pool(colours, points, weights, COARSE_BITS)
-    seeds, seed_weights = _pool(colours, points, weights, SEED_BITS)
-    # Too few cells to tell k clusters apart: work on the colours themselves.
-    if len(cells) < 4 * k:
+    if len(cells) < 4 * k:  # too few cells to tell k clusters apart: use the colours
         cells, cell_weights = points, weights
-    if len(seeds) < 4 * k:
-        seeds, seed_weights = cells, cell_weights
-    centres = _seed(seeds, seed_weights, k, np.random.default_rng(seed))
+    centres = _seed(cells, cell_weights, k, np.random.default_rng(seed))
     centres = _lloyd(cells, cell_weights, centres, COARSE_TOL, COARSE_ITER)
     centres = _lloyd(points, weights, centres, FINE_TOL, FINE_ITER)
 
