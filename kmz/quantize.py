@@ -31,6 +31,7 @@ SEED_TRIALS = 0
 COARSE_TOL = 1e-4  # stop when this fraction of the weight changed cluster
 FINE_TOL = 1e-3
 MAX_ITER = 100
+LOCAL_DRIFT_MAX_K = 1024
 FINE_ITER = 100
 COARSE_ITER = 100
 WORKERS = 2  # threads for k-d tree queries; each point's answer does not depend on it
@@ -139,12 +140,9 @@ def _lloyd(points, weights, centres, tol, max_iter=MAX_ITER):
         new = centres.copy()  # an empty cluster keeps its centre
         new[filled] = sums[filled] / mass[filled, None]
         moved = np.sqrt(((new - centres) ** 2).sum(axis=1))
+        lower -= _other_drift(centres, moved, labels, upper, lower)
+        upper += moved[labels]  # the own centre came at most moved[label] closer
         centres = new
-        # Bounds stay valid by the triangle inequality: the own centre came at most
-        # moved[label] closer, any other at most the largest move of the others.
-        upper += moved[labels]
-        top = np.argsort(moved)[-2:] if k > 1 else np.array([0, 0])
-        lower -= np.where(labels == top[-1], moved[top[0]], moved[top[-1]])
         check = np.flatnonzero(upper >= lower)
         if len(check) == 0:
             break
@@ -161,6 +159,29 @@ def _lloyd(points, weights, centres, tol, max_iter=MAX_ITER):
         mass -= np.bincount(old, weights[idx], minlength=k)
         labels[idx] = new_labels
     return centres
+
+
+def _other_drift(centres, moved, labels, upper, lower):
+    """For each point, how much closer any centre but its own may have come: what
+    its lower bound on the second-nearest distance must drop by.
+
+    A centre i can only matter to a point x of cluster j if
+    |c_i - c_j| <= upper(x) + lower(x) + moved[i] (triangle inequality); so each
+    cluster needs only the largest move among the centres within that reach of it,
+    usually far less than the largest move overall.
+    """
+    k = len(centres)
+    if k == 1:
+        return np.zeros(len(labels))
+    if k > LOCAL_DRIFT_MAX_K:  # the (K, K) centre distances would cost too much
+        top = np.argsort(moved)[-2:]
+        return np.where(labels == top[-1], moved[top[0]], moved[top[-1]])
+    reach = np.zeros(k)
+    np.maximum.at(reach, labels, upper + lower)
+    apart = np.sqrt(((centres[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2))
+    threat = apart <= reach[:, None] + moved[None, :]
+    np.fill_diagonal(threat, False)
+    return (threat * moved[None, :]).max(axis=1)[labels]
 
 
 def _pool(colours, points, weights, bits):
