@@ -26,15 +26,14 @@ from .colour import oklab_to_srgb, srgb_to_oklab
 MAX_K = 65536
 SPACES = ("rgb", "oklab")
 
-COARSE_BITS = 6  # grid for the coarse stage: fine enough for K = 256, 8x fewer points
-SEED_TRIALS = 0
-COARSE_TOL = 1e-4  # stop when this fraction of the weight changed cluster
-FINE_TOL = 1e-3
+COARSE_BITS = 6  # seeding and first clustering: far fewer points, fine enough for K = 256
+MID_BITS = 7  # a second pass on a finer grid, when it still pools two colours or more per cell
+TOL = 1e-3  # Lloyd stops when less than this fraction of the weight changed cluster
 MAX_ITER = 100
-LOCAL_DRIFT_MAX_K = 1024
-FINE_ITER = 100
-COARSE_ITER = 100
-WORKERS = 2  # threads for k-d tree queries; each point's answer does not depend on it
+FINE_ITER = 4  # on the exact colours the centres only get polished, at a full search a pass
+RESTARTS = 64  # k-means++ starts on the coarse grid: RESTARTS // K of them, at least one
+LOCAL_DRIFT_MAX_K = 1024  # above this, (K, K) centre distances cost more than they save
+WORKERS = 2  # threads for k-d tree queries; no answer depends on it
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ def _seed(points, weights, k, rng):
     """Greedy weighted k-means++: each new centre is the best (lowest total cost) of a
     few points drawn with probability proportional to weight x squared distance to
     the nearest centre so far."""
-    trials = SEED_TRIALS or 2 + int(np.log(k))
+    trials = 2 + int(np.log(k))
     weights32 = weights.astype(np.float32)
     norms = np.einsum("ij,ij->i", points, points)
     scaled = -2.0 * points.T
@@ -184,6 +183,12 @@ def _other_drift(centres, moved, labels, upper, lower):
     return (threat * moved[None, :]).max(axis=1)[labels]
 
 
+def _inertia(points, weights, centres):
+    """Sum of weight x squared distance to the nearest centre."""
+    distances, _ = cKDTree(centres).query(points, workers=WORKERS)
+    return float(weights @ (distances * distances))
+
+
 def _pool(colours, points, weights, bits):
     """Pool colours into the cells of a grid of `bits` per channel: (cell means, weights)."""
     c = colours.astype(np.uint32) >> (8 - bits)
@@ -226,9 +231,18 @@ def quantize(pixels, k, seed=0, space="rgb"):
     cells, cell_weights = _pool(colours, points, weights, COARSE_BITS)
     if len(cells) < 4 * k:  # too few cells to tell k clusters apart: use the colours
         cells, cell_weights = points, weights
-    centres = _seed(cells, cell_weights, k, np.random.default_rng(seed))
-    centres = _lloyd(cells, cell_weights, centres, COARSE_TOL, COARSE_ITER)
-    centres = _lloyd(points, weights, centres, FINE_TOL, FINE_ITER)
+    rng = np.random.default_rng(seed)
+    # Small palettes are cheap on the coarse grid and their k-means has poorer local
+    # optima: keep the best of several starts.
+    starts = [_seed(cells, cell_weights, k, rng) for _ in range(max(1, RESTARTS // k))]
+    centres = min(
+        (_lloyd(cells, cell_weights, c, TOL) for c in starts),
+        key=lambda c: _inertia(cells, cell_weights, c),
+    )
+    mid, mid_weights = _pool(colours, points, weights, MID_BITS)
+    if 2 * len(mid) <= len(points):  # worth a stage of its own
+        centres = _lloyd(mid, mid_weights, centres, TOL)
+    centres = _lloyd(points, weights, centres, TOL, FINE_ITER)
 
     srgb = oklab_to_srgb(centres) if space == "oklab" else centres
     # Round, not truncate: truncation biases every channel down by half a level.
