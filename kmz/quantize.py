@@ -5,20 +5,22 @@ colours, each weighted by how many pixels have it (the same centroids as cluster
 every pixel, at a fraction of the cost), done coarse to fine:
 
 1. a histogram of the distinct colours, through a table indexed by packed RGB;
-2. the colours are pooled into cells of a 6-bit-per-channel grid (their weighted
-   means), seeded with weighted k-means++ and clustered there to convergence;
-3. those centres are refined by Lloyd iterations on the exact colours;
+2. the colours are pooled into the cells of a 6-bit-per-channel grid (their
+   weighted means), seeded with greedy weighted k-means++ and clustered there
+   (several starts for small K, keeping the best);
+3. the centres are refined on a 7-bit grid, then polished by a few Lloyd passes
+   on the exact colours;
 4. the centres are rounded to bytes, every distinct colour is assigned to its
    nearest palette entry, and every pixel gets its colour's label in one gather.
 
-Lloyd iterations skip the points whose nearest centre provably did not change
-(Hamerly's bounds), so late iterations cost little more than the centre update.
+Nearest-centre searches go through a k-d tree over the centres, and Lloyd passes
+skip the points whose nearest centre provably did not change (Hamerly's bounds).
+Distances are measured in RGB or, on request, in Oklab.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
-
 from scipy.spatial import cKDTree
 
 from .colour import oklab_to_srgb, srgb_to_oklab
@@ -240,7 +242,7 @@ def quantize(pixels, k, seed=0, space="rgb"):
         key=lambda c: _inertia(cells, cell_weights, c),
     )
     mid, mid_weights = _pool(colours, points, weights, MID_BITS)
-    if 2 * len(mid) <= len(points):  # worth a stage of its own
+    if cells is not points and 2 * len(mid) <= len(points):  # worth a stage of its own
         centres = _lloyd(mid, mid_weights, centres, TOL)
     centres = _lloyd(points, weights, centres, TOL, FINE_ITER)
 
