@@ -195,10 +195,11 @@ def _pool(colours, points, weights, bits):
     """Pool colours into the cells of a grid of `bits` per channel: (cell means, weights)."""
     c = colours.astype(np.uint32) >> (8 - bits)
     cell = (c[:, 0] << (2 * bits)) | (c[:, 1] << bits) | c[:, 2]
-    size = 1 << (3 * bits)
-    mass = np.bincount(cell, weights, minlength=size)
+    if (1 << (3 * bits)) > 4 * len(cell):  # sparse grid: number the used cells by sorting
+        _, cell = np.unique(cell, return_inverse=True)
+    mass = np.bincount(cell, weights)
     used = np.flatnonzero(mass)
-    means = np.stack([np.bincount(cell, weights * points[:, i], minlength=size)[used] for i in range(3)], axis=1)
+    means = np.stack([np.bincount(cell, weights * points[:, i])[used] for i in range(3)], axis=1)
     return (means / mass[used, None]).astype(np.float32), mass[used]
 
 
@@ -237,10 +238,8 @@ def quantize(pixels, k, seed=0, space="rgb"):
     # Small palettes are cheap on the coarse grid and their k-means has poorer local
     # optima: keep the best of several starts.
     starts = [_seed(cells, cell_weights, k, rng) for _ in range(max(1, RESTARTS // k))]
-    centres = min(
-        (_lloyd(cells, cell_weights, c, TOL) for c in starts),
-        key=lambda c: _inertia(cells, cell_weights, c),
-    )
+    runs = [_lloyd(cells, cell_weights, c, TOL) for c in starts]
+    centres = runs[0] if len(runs) == 1 else min(runs, key=lambda c: _inertia(cells, cell_weights, c))
     mid, mid_weights = _pool(colours, points, weights, MID_BITS)
     if cells is not points and 2 * len(mid) <= len(points):  # worth a stage of its own
         centres = _lloyd(mid, mid_weights, centres, TOL)
