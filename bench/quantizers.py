@@ -1,7 +1,7 @@
 """Compare colour quantizers on the shared corpus and print a Markdown table.
 
     pip install -e .[bench]        # imagequant: libimagequant, the engine of pngquant
-    python bench/quantizers.py     # about 10 minutes on 2 cores; --help for options
+    python bench/quantizers.py     # about 20 minutes on 2 busy cores; --help for options
 
 Every method runs on every image in the same process, interleaved, so machine load
 hits them alike; times are medians per image and ratios are medians of per-image
