@@ -89,6 +89,9 @@ def _parser():
     p.add_argument("-k", type=_k, help=f"palette size K, 1 to 65536 (default: {DEFAULT_K}); with "
                    f"--psnr or --max-bytes, the largest K searched (default: {DEFAULT_MAX_K})")
     p.add_argument("--seed", type=_seed, default=0, help="random seed for k-means (default: 0)")
+    p.add_argument("--space", choices=("rgb", "oklab"), default="rgb",
+                   help="colour space k-means measures distance in (default: rgb)")
+    p.add_argument("--dither", action="store_true", help="Floyd-Steinberg error diffusion (K <= 256)")
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.add_argument("--frame", type=_frame, help="the frame of an animation to encode (default: 0, with a note)")
     p.add_argument("--background", type=_colour, default=io.DEFAULT_BACKGROUND,
@@ -180,6 +183,8 @@ def _k_list(text):
 def _encode(args):
     if args.coding == "ctx" and args.k is not None and args.k > fmt.CTX_MAX_K:
         args.usage_error(f"--coding ctx supports K up to {fmt.CTX_MAX_K}, not {args.k}")
+    if args.dither and args.k is not None and args.k > 256:
+        args.usage_error(f"--dither needs K <= 256, not {args.k}")
     output = args.output or args.input.with_suffix(".kmz")
     io.check_output(output, inputs=[args.input], force=args.force)
     with Progress(quiet=args.quiet) as progress:
@@ -189,6 +194,7 @@ def _encode(args):
             print(f"kmz: note: {note}", file=sys.stderr)
         image = encode(pixels, k=args.k, seed=args.seed, psnr=args.psnr, max_bytes=args.max_bytes,
                        strict=args.strict, progress=progress, coding=args.coding,
+                       space=args.space, dither=args.dither,
                        max_pixels=None)  # checked by open_image
         progress("packing")
         data = image.tobytes()

@@ -13,6 +13,7 @@ from . import format as fmt
 from . import io
 from . import targets
 from .errors import TargetError
+from .dither import dither as diffuse
 from .quantize import quantize
 
 DEFAULT_K = 64
@@ -114,10 +115,15 @@ def open(fp, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
 
 
 def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progress=None,
-           coding="raw", frame=None, background=io.DEFAULT_BACKGROUND, max_pixels=fmt.PACKAGE_LIMIT):
+           coding="raw", space="rgb", dither=False, frame=None, background=io.DEFAULT_BACKGROUND,
+           max_pixels=fmt.PACKAGE_LIMIT):
     """Quantize an image to at most k colours (default 64): `image` is a path, a PIL image
     or an (H, W, 3) uint8 array. Returns a KmzImage; `.save(path)` writes it, its indices
     coded as `coding` says ("raw" or "ctx").
+
+    `space` is where k-means measures colour distance: "rgb" or "oklab" (perceptual).
+    `dither` maps pixels to the palette with Floyd-Steinberg error diffusion instead of
+    to the nearest colour (needs k <= 256).
 
     Quality targets (one at a time; see kmz.targets for the search and its guarantee):
     psnr=DB chooses the smallest K whose PSNR reaches DB, max_bytes=N the largest K whose
@@ -129,9 +135,11 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
     frame, background and max_pixels are as kmz.io.convert_image takes them (which also
     returns the notes on what the conversion did).
     """
-    # Reject a coding that cannot hold the result before the slow quantization.
+    # Reject options that cannot hold the result before the slow quantization.
     if fmt.coding_id(coding) == fmt.CODING_CTX and k is not None and k > fmt.CTX_MAX_K:
         raise ValueError(f"coding ctx supports K up to {fmt.CTX_MAX_K}, not {k}")
+    if dither and k is not None and k > 256:
+        raise ValueError(f"dithering needs k <= 256, not {k}")
     if isinstance(image, (str, Path)):
         pixels, _ = io.open_image(image, frame, background, max_pixels)
     elif isinstance(image, Image.Image):
@@ -152,8 +160,9 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
         if k not in encoded:
             if progress:
                 progress(f"quantizing K={k}")
-            result = quantize(pixels.reshape(-1, 3), k, seed=seed)
-            encoded[k] = KmzImage(result.palette, result.labels.reshape(height, width), coding=coding)
+            result = quantize(pixels.reshape(-1, 3), k, seed=seed, space=space)
+            indices = diffuse(pixels, result.palette) if dither else result.labels.reshape(height, width)
+            encoded[k] = KmzImage(result.palette, indices, coding=coding)
         return encoded[k]
 
     def file_size(k):
