@@ -18,6 +18,7 @@ Three steps, each usable alone:
 Every finished file is appended to a JSON-lines manifest as soon as its chunk returns.
 """
 
+import contextlib
 import functools
 import json
 import math
@@ -37,7 +38,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from . import io
+from . import io, quantize
 from .errors import KmzError, WriteError
 from .image import encode, psnr
 from .image import open as open_kmz
@@ -242,11 +243,18 @@ def _convert_one(convert, source, target, job):
     return dict(result, status=status, seconds=round(time.perf_counter() - start, 4), error=error)
 
 
+@contextlib.contextmanager
 def _one_thread():
-    """Pin BLAS/OpenMP to one thread: there is one worker per core already."""
+    """Pin BLAS/OpenMP and the quantizer's k-d tree queries to one thread: there is one
+    worker per core already."""
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
-    return threadpool_limits(limits=1)
+    threads, quantize.WORKERS = quantize.WORKERS, 1
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        quantize.WORKERS = threads
 
 
 def convert_chunk(tasks, job, convert=convert_file):

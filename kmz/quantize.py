@@ -35,7 +35,7 @@ MAX_ITER = 100
 FINE_ITER = 4  # on the exact colours the centres only get polished, at a full search a pass
 RESTARTS = 64  # k-means++ starts on the coarse grid: RESTARTS // K of them, at least one
 LOCAL_DRIFT_MAX_K = 1024  # above this, (K, K) centre distances cost more than they save
-WORKERS = 2  # threads for k-d tree queries; no answer depends on it
+WORKERS = -1  # threads for k-d tree queries (-1: one per core); no answer depends on it
 
 
 @dataclass(frozen=True)
