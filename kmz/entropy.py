@@ -121,25 +121,15 @@ def _context(a, esc, i, x, y, width):
         | (np.int64(up_right == up_left) << 5)
     )
     far = np.int64(far_left == left) | (np.int64(far_up == up) << 1)
-    c1 = c2 = c3 = left
-    nc = 1
-    if up != left:
-        c1 = up
-        nc = 2
-    if up_right != left and up_right != up:
-        if nc == 1:
-            c1 = up_right
-        else:
-            c2 = up_right
-        nc += 1
-    if up_left != left and up_left != up and up_left != up_right:
-        if nc == 1:
-            c1 = up_left
-        elif nc == 2:
-            c2 = up_left
-        else:
-            c3 = up_left
-        nc += 1
+    # The candidates without a branch on the (unpredictable) neighbours: slot j holds
+    # the j-th new value; slots at or past nc hold leftovers that are never read.
+    new_up = np.int64(up != left)
+    new_up_right = np.int64(up_right != left) & np.int64(up_right != up)
+    new_up_left = np.int64(up_left != left) & np.int64(up_left != up) & np.int64(up_left != up_right)
+    c1 = up if new_up else (up_right if new_up_right else up_left)
+    c2 = up_right if new_up & new_up_right else up_left
+    c3 = up_left
+    nc = 1 + new_up + new_up_right + new_up_left
     return (mask * 5 + act) * 4 + far, act, nc, left, c1, c2, c3
 
 
