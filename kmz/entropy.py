@@ -241,10 +241,9 @@ def _encode(a, width, bits, pal, order, rank, filled, probs, counts, out):
         x, y = _next_position(x, y, width)
         pattern, act, nc, c0, c1, c2, c3 = _context(a, esc, i, x, y, width)
         value = np.int64(a[i])
-        hit = -1
-        for j in range(nc):
-            if _candidate(j, c0, c1, c2, c3) == value:
-                hit = j
+        # The candidates are distinct: at most one matches.
+        hit = 0 if c0 == value else (1 if c1 == value and nc > 1 else (
+            2 if c2 == value and nc > 2 else (3 if c3 == value and nc > 3 else -1)))
         first = 0
         if act >= ESCAPE_FIRST:
             bit = 1 if hit < 0 else 0
@@ -268,11 +267,10 @@ def _encode(a, width, bits, pal, order, rank, filled, probs, counts, out):
         if filled[c0] == 0:
             _fill(c0, bits, pal, order, rank, filled, keys, tally)
         r = np.int64(rank[c0, value])
-        below = 0
-        for j in range(nc):
-            if rank[c0, _candidate(j, c0, c1, c2, c3)] < r:
-                below += 1
-        r -= below
+        r -= (
+            np.int64(rank[c0, c0] < r) + np.int64(nc > 1 and rank[c0, c1] < r)
+            + np.int64(nc > 2 and rank[c0, c2] < r) + np.int64(nc > 3 and rank[c0, c3] < r)
+        )
         e = 0
         while (r >> e) > 0:
             e += 1
