@@ -55,6 +55,21 @@ def smooth_indices(height, width, k, seed=0, noise=0.3):
     return np.minimum((levels * k).astype(np.int64), k - 1)
 
 
+@pytest.mark.parametrize("k", [1, 2, 10, 256, 4096])
+def test_palette_order_is_the_specified_one(k):
+    """Encoder and decoder share the order, so a round trip cannot catch a wrong one:
+    check it against spec/CODING.md 4.3 directly, duplicates (ties) included."""
+    palette = np.random.default_rng(k).integers(0, 8, (k, 3)) * 36  # many equal colours
+    bits, pal, order, rank, filled, _, _ = entropy._state(palette)
+    keys, tally = np.empty((2, k), np.int64), np.empty(256, np.int64)
+    for ref in sorted({0, k // 3, k - 1}):
+        entropy._fill(ref, bits, pal, order, rank, filled, keys, tally)
+        distance = ((pal - pal[ref]) ** 2).sum(axis=1)
+        expected = np.lexsort((np.arange(k), distance))  # by distance, then by index
+        assert order[ref].tolist() == expected.tolist()
+        assert rank[ref][expected].tolist() == list(range(k))
+
+
 @pytest.mark.parametrize("k", [1, 2, 3, 5, 16, 64, 256, 257, 1000, 4096])
 def test_round_trip_many_k(k):
     palette = random_palette(k, seed=k)
