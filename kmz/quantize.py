@@ -21,6 +21,7 @@ Distances are measured in RGB or, on request, in Oklab.
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 from scipy.spatial import cKDTree
 
 from .colour import oklab_to_srgb, srgb_to_oklab
@@ -34,7 +35,6 @@ TOL = 1e-3  # Lloyd stops when less than this fraction of the weight changed clu
 MAX_ITER = 100
 FINE_ITER = 4  # on the exact colours the centres only get polished, at a full search a pass
 RESTARTS = 64  # k-means++ starts on the coarse grid: RESTARTS // K of them, at least one
-LOCAL_DRIFT_MAX_K = 1024  # above this, (K, K) centre distances cost more than they save
 WORKERS = -1  # threads for k-d tree queries (-1: one per core); no answer depends on it
 
 
@@ -94,101 +94,182 @@ def nearest(points, centres, k=1):
     return labels[:, 0], distances[:, 0], distances[:, 1]
 
 
-def _seed(points, weights, k, rng):
+@njit(cache=True, nogil=True)
+def _draw(cumulative, u):
+    """The index a uniform draw u in [0, 1) lands on, by bisection of a cumulative
+    sum: the first entry above u x total, so never a zero-weight point."""
+    target = u * cumulative[-1]
+    lo, hi = 0, len(cumulative) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cumulative[mid] <= target:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def _seed_indices(points, weights, k, draws):
     """Greedy weighted k-means++: each new centre is the best (lowest total cost) of a
     few points drawn with probability proportional to weight x squared distance to
-    the nearest centre so far."""
-    trials = 2 + int(np.log(k))
-    weights32 = weights.astype(np.float32)
-    norms = np.einsum("ij,ij->i", points, points)
-    scaled = -2.0 * points.T
+    the nearest centre so far. `draws` (k, trials) holds the uniform draws."""
+    n, trials = len(points), draws.shape[1]
+    chosen = np.empty(k, dtype=np.int64)
+    cumulative = np.cumsum(weights)
+    chosen[0] = _draw(cumulative, draws[0, 0])
+    cost = np.empty(n)
+    c = points[chosen[0]]
+    for i in range(n):
+        d0, d1, d2 = points[i, 0] - c[0], points[i, 1] - c[1], points[i, 2] - c[2]
+        cost[i] = weights[i] * (d0 * d0 + d1 * d1 + d2 * d2)
+    for j in range(1, k):
+        total = 0.0
+        for i in range(n):
+            total += cost[i]
+            cumulative[i] = total
+        best, best_total = -1, np.inf
+        for t in range(trials):
+            candidate = _draw(cumulative, draws[j, t])
+            c = points[candidate]
+            total = 0.0
+            for i in range(n):
+                d0, d1, d2 = points[i, 0] - c[0], points[i, 1] - c[1], points[i, 2] - c[2]
+                total += min(cost[i], weights[i] * (d0 * d0 + d1 * d1 + d2 * d2))
+            if total < best_total:
+                best, best_total = candidate, total
+        chosen[j] = best
+        c = points[best]
+        for i in range(n):
+            d0, d1, d2 = points[i, 0] - c[0], points[i, 1] - c[1], points[i, 2] - c[2]
+            cost[i] = min(cost[i], weights[i] * (d0 * d0 + d1 * d1 + d2 * d2))
+    return chosen
 
-    def cost_to(indices):
-        # |p - c|^2 = |p|^2 + |c|^2 - 2 p.c: one small matrix product for all trials.
-        d = points[indices] @ scaled + norms
-        d += norms[indices, None]
-        np.maximum(d, 0, out=d)
-        return d * weights32
 
-    def draw(cost, n):
-        cumulative = np.cumsum(cost, dtype=np.float64)
-        # side="right" never lands on a zero-cost point, i.e. on an existing centre.
-        picks = np.searchsorted(cumulative, rng.random(n) * cumulative[-1], side="right")
-        return np.minimum(picks, len(points) - 1)
+def _seed(points, weights, k, rng):
+    draws = rng.random((k, 2 + int(np.log(k))))
+    return points[_seed_indices(points, weights, k, draws)].astype(np.float64)
 
-    chosen = [int(draw(weights, 1)[0])]
-    cost = cost_to(chosen)[0]
-    for _ in range(1, k):
-        candidates = draw(cost, trials)
-        costs = np.minimum(cost, cost_to(candidates))
-        best = costs.sum(axis=1, dtype=np.float64).argmin()
-        chosen.append(int(candidates[best]))
-        cost = costs[best]
-    return points[chosen].astype(np.float32)
+
+@njit(cache=True, nogil=True, inline="always")
+def _two_nearest(points, i, centres):
+    """(label, squared distance to nearest, squared distance to second nearest)."""
+    best, first, second = 0, np.inf, np.inf
+    p0, p1, p2 = points[i, 0], points[i, 1], points[i, 2]
+    for c in range(len(centres)):
+        d0, d1, d2 = p0 - centres[c, 0], p1 - centres[c, 1], p2 - centres[c, 2]
+        d = d0 * d0 + d1 * d1 + d2 * d2
+        if d < second:
+            if d < first:
+                best, first, second = c, d, first
+            else:
+                second = d
+    return best, first, second
+
+
+@njit(cache=True, nogil=True)
+def _assign(points, centres, labels, upper, lower):
+    """Exact nearest centre of every point, with Hamerly's bounds: upper on the
+    distance to its own centre, lower on the distance to any other."""
+    for i in range(len(points)):
+        label, first, second = _two_nearest(points, i, centres)
+        labels[i] = label
+        upper[i] = np.sqrt(first)
+        lower[i] = np.sqrt(second)
+
+
+@njit(cache=True, nogil=True)
+def _move(points, weights, old, new, labels, upper, lower, sums, mass):
+    """Move the centres from `old` to `new` and relabel every point whose nearest
+    centre may have changed (Hamerly: only those whose bounds no longer prove it),
+    keeping the per-cluster weighted sums and masses up to date. Returns the weight
+    that changed cluster."""
+    k = len(new)
+    moved = np.empty(k)
+    for c in range(k):
+        d0, d1, d2 = new[c, 0] - old[c, 0], new[c, 1] - old[c, 1], new[c, 2] - old[c, 2]
+        moved[c] = np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+    top = np.argmax(moved)
+    top_move, next_move = moved[top], 0.0
+    for c in range(k):
+        if c != top and moved[c] > next_move:
+            next_move = moved[c]
+    # Half the distance from each centre to its nearest other: a point nearer than
+    # that to its own centre cannot be nearer to any other.
+    half = np.full(k, np.inf)
+    for a in range(k):
+        for b in range(a + 1, k):
+            d0, d1, d2 = new[a, 0] - new[b, 0], new[a, 1] - new[b, 1], new[a, 2] - new[b, 2]
+            d = 0.5 * np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+            half[a] = min(half[a], d)
+            half[b] = min(half[b], d)
+    changed = 0.0
+    for i in range(len(points)):
+        a = labels[i]
+        upper[i] += moved[a]
+        lower[i] -= next_move if a == top else top_move
+        bound = max(half[a], lower[i])
+        if upper[i] <= bound:
+            continue
+        d0, d1, d2 = points[i, 0] - new[a, 0], points[i, 1] - new[a, 1], points[i, 2] - new[a, 2]
+        upper[i] = np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+        if upper[i] <= bound:
+            continue
+        b, first, second = _two_nearest(points, i, new)
+        upper[i], lower[i] = np.sqrt(first), np.sqrt(second)
+        if b != a:
+            labels[i] = b
+            w = weights[i]
+            changed += w
+            mass[a] -= w
+            mass[b] += w
+            for j in range(3):
+                sums[a, j] -= w * points[i, j]
+                sums[b, j] += w * points[i, j]
+    return changed
+
+
+@njit(cache=True, nogil=True)
+def _lloyd_kernel(points, weights, centres, tol, max_iter):
+    k = len(centres)
+    n = len(points)
+    labels = np.empty(n, dtype=np.int64)
+    upper, lower = np.empty(n), np.empty(n)
+    _assign(points, centres, labels, upper, lower)
+    sums, mass = np.zeros((k, 3)), np.zeros(k)
+    total = 0.0
+    for i in range(n):
+        w = weights[i]
+        total += w
+        mass[labels[i]] += w
+        for j in range(3):
+            sums[labels[i], j] += w * points[i, j]
+    for _ in range(max_iter):
+        new = centres.copy()  # an empty cluster keeps its centre
+        for c in range(k):
+            if mass[c] > 0:
+                for j in range(3):
+                    new[c, j] = sums[c, j] / mass[c]
+        changed = _move(points, weights, centres, new, labels, upper, lower, sums, mass)
+        centres = new
+        if changed <= tol * total:
+            break
+    return centres, labels, upper, lower
 
 
 def _lloyd(points, weights, centres, tol, max_iter=MAX_ITER):
     """Weighted Lloyd iterations from `centres` until less than `tol` of the weight
-    changes cluster. Returns the centres (float32)."""
-    k = len(centres)
-    labels, upper, lower = nearest(points, centres, k=2)
-    weighted = points.astype(np.float64) * weights[:, None]
-    sums = np.stack([np.bincount(labels, weighted[:, c], minlength=k) for c in range(3)], axis=1)
-    mass = np.bincount(labels, weights, minlength=k)
-    total = mass.sum()
-    for _ in range(max_iter):
-        filled = mass > 0
-        new = centres.copy()  # an empty cluster keeps its centre
-        new[filled] = sums[filled] / mass[filled, None]
-        moved = np.sqrt(((new - centres) ** 2).sum(axis=1))
-        lower -= _other_drift(centres, moved, labels, upper, lower)
-        upper += moved[labels]  # the own centre came at most moved[label] closer
-        centres = new
-        check = np.flatnonzero(upper >= lower)
-        if len(check) == 0:
-            break
-        new_labels, upper[check], lower[check] = nearest(points[check], centres, k=2)
-        changed = new_labels != labels[check]
-        idx = check[changed]
-        if weights[idx].sum() <= tol * total:
-            break
-        old, new_labels = labels[idx], new_labels[changed]
-        for c in range(3):
-            sums[:, c] += np.bincount(new_labels, weighted[idx, c], minlength=k)
-            sums[:, c] -= np.bincount(old, weighted[idx, c], minlength=k)
-        mass += np.bincount(new_labels, weights[idx], minlength=k)
-        mass -= np.bincount(old, weights[idx], minlength=k)
-        labels[idx] = new_labels
-    return centres
+    changes cluster. Returns the centres (float64)."""
+    return _lloyd_kernel(points, weights, np.asarray(centres, dtype=np.float64), tol, max_iter)[0]
 
 
-def _other_drift(centres, moved, labels, upper, lower):
-    """For each point, how much closer any centre but its own may have come: what
-    its lower bound on the second-nearest distance must drop by.
-
-    A centre i can only matter to a point x of cluster j if
-    |c_i - c_j| <= upper(x) + lower(x) + moved[i] (triangle inequality); so each
-    cluster needs only the largest move among the centres within that reach of it,
-    usually far less than the largest move overall.
-    """
-    k = len(centres)
-    if k == 1:
-        return np.zeros(len(labels))
-    if k > LOCAL_DRIFT_MAX_K:  # the (K, K) centre distances would cost too much
-        top = np.argsort(moved)[-2:]
-        return np.where(labels == top[-1], moved[top[0]], moved[top[-1]])
-    reach = np.zeros(k)
-    np.maximum.at(reach, labels, upper + lower)
-    apart = np.sqrt(((centres[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2))
-    threat = apart <= reach[:, None] + moved[None, :]
-    np.fill_diagonal(threat, False)
-    return (threat * moved[None, :]).max(axis=1)[labels]
-
-
+@njit(cache=True, nogil=True)
 def _inertia(points, weights, centres):
     """Sum of weight x squared distance to the nearest centre."""
-    distances, _ = cKDTree(centres).query(points, workers=WORKERS)
-    return float(weights @ (distances * distances))
+    total = 0.0
+    for i in range(len(points)):
+        total += weights[i] * _two_nearest(points, i, centres)[1]
+    return total
 
 
 def _pool(colours, points, weights, bits):
@@ -243,10 +324,13 @@ def quantize(pixels, k, seed=0, space="rgb"):
     mid, mid_weights = _pool(colours, points, weights, MID_BITS)
     if cells is not points and 2 * len(mid) <= len(points):  # worth a stage of its own
         centres = _lloyd(mid, mid_weights, centres, TOL)
-    centres = _lloyd(points, weights, centres, TOL, FINE_ITER)
+    centres, labels, upper, lower = _lloyd_kernel(points, weights, centres, TOL, FINE_ITER)
 
     srgb = oklab_to_srgb(centres) if space == "oklab" else centres
     # Round, not truncate: truncation biases every channel down by half a level.
     palette = np.clip(np.rint(srgb), 0, 255).astype(np.uint8)
-    colour_labels = nearest(points, to_space(palette))
-    return Quantized(palette, histogram.pixel_labels(colour_labels))
+    # Rounding moves each centre a little: the bounds of the last pass still prove
+    # most colours' nearest entry, and only the others are searched again.
+    k = len(palette)
+    _move(points, weights, centres, to_space(palette).astype(np.float64), labels, upper, lower, np.zeros((k, 3)), np.zeros(k))
+    return Quantized(palette, histogram.pixel_labels(labels))
