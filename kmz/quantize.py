@@ -35,6 +35,8 @@ TOL = 1e-3  # Lloyd stops when less than this fraction of the weight changed clu
 MAX_ITER = 100
 FINE_ITER = 4  # on the exact colours the centres only get polished, at a full search a pass
 RESTARTS = 64  # k-means++ starts on the coarse grid: RESTARTS // K of them, at least one
+NEIGHBOUR_MAX_K = 1024  # above this, search every centre: (K, K) tables would cost too much
+REBUILD_DRIFT = 16.0  # re-sort the centre neighbour table once some centre moved this far
 WORKERS = -1  # threads for k-d tree queries (-1: one per core); no answer depends on it
 
 
@@ -109,20 +111,28 @@ def _draw(cumulative, u):
     return lo
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _distance2(points, i, centres, c):
+    d0 = points[i, 0] - centres[c, 0]
+    d1 = points[i, 1] - centres[c, 1]
+    d2 = points[i, 2] - centres[c, 2]
+    return d0 * d0 + d1 * d1 + d2 * d2
+
+
 @njit(cache=True, nogil=True)
-def _seed_indices(points, weights, k, draws):
+def _seed_kernel(points, weights, k, draws):
     """Greedy weighted k-means++: each new centre is the best (lowest total cost) of a
     few points drawn with probability proportional to weight x squared distance to
-    the nearest centre so far. `draws` (k, trials) holds the uniform draws."""
+    the nearest centre so far. `draws` (k, trials) holds the uniform draws. Returns
+    the chosen points' indices and each point's nearest chosen centre."""
     n, trials = len(points), draws.shape[1]
     chosen = np.empty(k, dtype=np.int64)
+    labels = np.zeros(n, dtype=np.int64)
     cumulative = np.cumsum(weights)
     chosen[0] = _draw(cumulative, draws[0, 0])
     cost = np.empty(n)
-    c = points[chosen[0]]
     for i in range(n):
-        d0, d1, d2 = points[i, 0] - c[0], points[i, 1] - c[1], points[i, 2] - c[2]
-        cost[i] = weights[i] * (d0 * d0 + d1 * d1 + d2 * d2)
+        cost[i] = weights[i] * _distance2(points, i, points, chosen[0])
     for j in range(1, k):
         total = 0.0
         for i in range(n):
@@ -131,91 +141,129 @@ def _seed_indices(points, weights, k, draws):
         best, best_total = -1, np.inf
         for t in range(trials):
             candidate = _draw(cumulative, draws[j, t])
-            c = points[candidate]
             total = 0.0
             for i in range(n):
-                d0, d1, d2 = points[i, 0] - c[0], points[i, 1] - c[1], points[i, 2] - c[2]
-                total += min(cost[i], weights[i] * (d0 * d0 + d1 * d1 + d2 * d2))
+                total += min(cost[i], weights[i] * _distance2(points, i, points, candidate))
             if total < best_total:
                 best, best_total = candidate, total
         chosen[j] = best
-        c = points[best]
         for i in range(n):
-            d0, d1, d2 = points[i, 0] - c[0], points[i, 1] - c[1], points[i, 2] - c[2]
-            cost[i] = min(cost[i], weights[i] * (d0 * d0 + d1 * d1 + d2 * d2))
-    return chosen
+            d = weights[i] * _distance2(points, i, points, best)
+            if d < cost[i]:
+                cost[i], labels[i] = d, j
+    return chosen, labels
 
 
 def _seed(points, weights, k, rng):
-    draws = rng.random((k, 2 + int(np.log(k))))
-    return points[_seed_indices(points, weights, k, draws)].astype(np.float64)
+    """k centres (float64) for `points` and each point's nearest among them."""
+    chosen, labels = _seed_kernel(points, weights, k, rng.random((k, 2 + int(np.log(k)))))
+    return points[chosen].astype(np.float64), labels
+
+
+@njit(cache=True, nogil=True)
+def _neighbours(centres):
+    """The distances between centres and, for each centre, all centres in order of
+    distance from it: a search that starts from a good guess stops early. Empty
+    tables above NEIGHBOUR_MAX_K, where they cost more memory than they save time."""
+    k = len(centres)
+    if k > NEIGHBOUR_MAX_K:
+        return np.zeros((0, 0)), np.zeros((0, 0), dtype=np.int32)
+    apart = np.empty((k, k))
+    for a in range(k):
+        for b in range(k):
+            apart[a, b] = np.sqrt(_distance2(centres, a, centres, b))
+    order = np.empty((k, k), dtype=np.int32)
+    for a in range(k):
+        order[a] = np.argsort(apart[a])
+    return apart, order
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _two_nearest(points, i, centres):
-    """(label, squared distance to nearest, squared distance to second nearest)."""
-    best, first, second = 0, np.inf, np.inf
-    p0, p1, p2 = points[i, 0], points[i, 1], points[i, 2]
-    for c in range(len(centres)):
-        d0, d1, d2 = p0 - centres[c, 0], p1 - centres[c, 1], p2 - centres[c, 2]
-        d = d0 * d0 + d1 * d1 + d2 * d2
-        if d < second:
-            if d < first:
-                best, first, second = c, d, first
-            else:
-                second = d
+def _two_nearest(points, i, centres, guess, apart, order, drift, most):
+    """(label, squared distance to nearest, squared distance to second nearest) of
+    point i. The centres are visited by distance from `guess` (as it was when the
+    table was made: each centre c has moved `drift[c]` since, at most `most`); once a
+    centre is so far from it that the triangle inequality puts it beyond the second
+    nearest so far, so are all the rest."""
+    best, first, second = guess, _distance2(points, i, centres, guess), np.inf
+    k = len(centres)
+    if len(order) == 0:
+        for c in range(k):
+            if c != guess:
+                d = _distance2(points, i, centres, c)
+                if d < first:
+                    best, first, second = c, d, first
+                elif d < second:
+                    second = d
+        return best, first, second
+    r = np.sqrt(first)
+    for t in range(k):
+        c = order[guess, t]
+        if c == guess:
+            continue
+        reach = apart[guess, c] - drift[guess] - most - r
+        if reach > 0 and reach * reach >= second:
+            break
+        d = _distance2(points, i, centres, c)
+        if d < first:
+            best, first, second = c, d, first
+        elif d < second:
+            second = d
     return best, first, second
 
 
 @njit(cache=True, nogil=True)
-def _assign(points, centres, labels, upper, lower):
-    """Exact nearest centre of every point, with Hamerly's bounds: upper on the
-    distance to its own centre, lower on the distance to any other."""
-    for i in range(len(points)):
-        label, first, second = _two_nearest(points, i, centres)
-        labels[i] = label
-        upper[i] = np.sqrt(first)
-        lower[i] = np.sqrt(second)
-
-
-@njit(cache=True, nogil=True)
-def _move(points, weights, old, new, labels, upper, lower, sums, mass):
+def _move(points, weights, old, new, labels, upper, lower, sums, mass, apart, order, drift):
     """Move the centres from `old` to `new` and relabel every point whose nearest
-    centre may have changed (Hamerly: only those whose bounds no longer prove it),
-    keeping the per-cluster weighted sums and masses up to date. Returns the weight
-    that changed cluster."""
+    centre may have changed (Hamerly: only those whose bounds, upper on the distance
+    to its own centre and lower on the distance to any other, no longer prove it),
+    keeping the per-cluster weighted sums and masses up to date. (apart, order) are
+    a _neighbours table of the centres before they drifted by `drift`, which grows
+    by this move. Returns the weight that changed cluster."""
     k = len(new)
     moved = np.empty(k)
     for c in range(k):
-        d0, d1, d2 = new[c, 0] - old[c, 0], new[c, 1] - old[c, 1], new[c, 2] - old[c, 2]
-        moved[c] = np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+        moved[c] = np.sqrt(_distance2(new, c, old, c))
+    # How much closer any centre but its own may have come to a point of cluster j:
+    # centre i only can if |c_i - c_j| < upper + lower + moved[i] for some point of
+    # j (triangle inequality), so only the moves of centres that near count.
     top = np.argmax(moved)
-    top_move, next_move = moved[top], 0.0
-    for c in range(k):
-        if c != top and moved[c] > next_move:
-            next_move = moved[c]
+    drop = np.zeros(k)
+    if len(order):
+        reach = np.zeros(k)
+        for i in range(len(points)):
+            reach[labels[i]] = max(reach[labels[i]], upper[i] + lower[i])
+        for j in range(k):
+            for c in range(k):
+                if c != j and moved[c] > drop[j] and apart[c, j] - drift[c] - drift[j] < reach[j] + moved[c]:
+                    drop[j] = moved[c]
+    else:  # no table (large K): the largest move of any other centre
+        drop[:] = moved[top]
+        drop[top] = 0.0
+        for c in range(k):
+            if c != top:
+                drop[top] = max(drop[top], moved[c])
+    drift += moved
+    most = drift.max()
     # Half the distance from each centre to its nearest other: a point nearer than
     # that to its own centre cannot be nearer to any other.
-    half = np.full(k, np.inf)
-    for a in range(k):
-        for b in range(a + 1, k):
-            d0, d1, d2 = new[a, 0] - new[b, 0], new[a, 1] - new[b, 1], new[a, 2] - new[b, 2]
-            d = 0.5 * np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
-            half[a] = min(half[a], d)
-            half[b] = min(half[b], d)
+    half = np.zeros(k)
+    if len(order) and k > 1:
+        for c in range(k):
+            other = order[c, 1] if order[c, 0] == c else order[c, 0]
+            half[c] = max(0.0, 0.5 * (apart[c, other] - drift[c] - most))
     changed = 0.0
     for i in range(len(points)):
         a = labels[i]
         upper[i] += moved[a]
-        lower[i] -= next_move if a == top else top_move
+        lower[i] -= drop[a]
         bound = max(half[a], lower[i])
         if upper[i] <= bound:
             continue
-        d0, d1, d2 = points[i, 0] - new[a, 0], points[i, 1] - new[a, 1], points[i, 2] - new[a, 2]
-        upper[i] = np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+        upper[i] = np.sqrt(_distance2(points, i, new, a))
         if upper[i] <= bound:
             continue
-        b, first, second = _two_nearest(points, i, new)
+        b, first, second = _two_nearest(points, i, new, a, apart, order, drift, most)
         upper[i], lower[i] = np.sqrt(first), np.sqrt(second)
         if b != a:
             labels[i] = b
@@ -230,12 +278,19 @@ def _move(points, weights, old, new, labels, upper, lower, sums, mass):
 
 
 @njit(cache=True, nogil=True)
-def _lloyd_kernel(points, weights, centres, tol, max_iter):
-    k = len(centres)
-    n = len(points)
+def _lloyd_kernel(points, weights, centres, guesses, tol, max_iter):
+    """Weighted Lloyd iterations from `centres` until less than `tol` of the weight
+    changes cluster; `guesses` are likely nearest centres (only a speed-up). Returns
+    the centres, each point's nearest among them, its bounds, and the weighted
+    squared error."""
+    k, n = len(centres), len(points)
     labels = np.empty(n, dtype=np.int64)
     upper, lower = np.empty(n), np.empty(n)
-    _assign(points, centres, labels, upper, lower)
+    apart, order = _neighbours(centres)
+    drift = np.zeros(k)
+    for i in range(n):
+        label, first, second = _two_nearest(points, i, centres, guesses[i], apart, order, drift, 0.0)
+        labels[i], upper[i], lower[i] = label, np.sqrt(first), np.sqrt(second)
     sums, mass = np.zeros((k, 3)), np.zeros(k)
     total = 0.0
     for i in range(n):
@@ -250,38 +305,31 @@ def _lloyd_kernel(points, weights, centres, tol, max_iter):
             if mass[c] > 0:
                 for j in range(3):
                     new[c, j] = sums[c, j] / mass[c]
-        changed = _move(points, weights, centres, new, labels, upper, lower, sums, mass)
+        if drift.max() > REBUILD_DRIFT:  # the table's bounds got loose: sorting anew pays
+            apart, order = _neighbours(centres)
+            drift[:] = 0
+        changed = _move(points, weights, centres, new, labels, upper, lower, sums, mass, apart, order, drift)
         centres = new
         if changed <= tol * total:
             break
-    return centres, labels, upper, lower
-
-
-def _lloyd(points, weights, centres, tol, max_iter=MAX_ITER):
-    """Weighted Lloyd iterations from `centres` until less than `tol` of the weight
-    changes cluster. Returns the centres (float64)."""
-    return _lloyd_kernel(points, weights, np.asarray(centres, dtype=np.float64), tol, max_iter)[0]
-
-
-@njit(cache=True, nogil=True)
-def _inertia(points, weights, centres):
-    """Sum of weight x squared distance to the nearest centre."""
-    total = 0.0
-    for i in range(len(points)):
-        total += weights[i] * _two_nearest(points, i, centres)[1]
-    return total
+    error = 0.0
+    for i in range(n):
+        error += weights[i] * _distance2(points, i, centres, labels[i])
+    return centres, labels, upper, lower, error, (apart, order, drift)
 
 
 def _pool(colours, points, weights, bits):
-    """Pool colours into the cells of a grid of `bits` per channel: (cell means, weights)."""
+    """Pool colours into the cells of a grid of `bits` per channel: (cell means,
+    cell weights, each colour's cell)."""
     c = colours.astype(np.uint32) >> (8 - bits)
     cell = (c[:, 0] << (2 * bits)) | (c[:, 1] << bits) | c[:, 2]
     if (1 << (3 * bits)) > 4 * len(cell):  # sparse grid: number the used cells by sorting
         _, cell = np.unique(cell, return_inverse=True)
     mass = np.bincount(cell, weights)
-    used = np.flatnonzero(mass)
+    used = mass > 0
     means = np.stack([np.bincount(cell, weights * points[:, i])[used] for i in range(3)], axis=1)
-    return (means / mass[used, None]).astype(np.float32), mass[used]
+    number = np.cumsum(used) - 1
+    return (means / mass[used, None]).astype(np.float32), mass[used], number[cell]
 
 
 def quantize(pixels, k, seed=0, space="rgb"):
@@ -312,19 +360,26 @@ def quantize(pixels, k, seed=0, space="rgb"):
     to_space = srgb_to_oklab if space == "oklab" else (lambda rgb: rgb.astype(np.float32))
     points = to_space(colours)
     weights = histogram.counts.astype(np.float64)
-    cells, cell_weights = _pool(colours, points, weights, COARSE_BITS)
+    cells, cell_weights, cell_of = _pool(colours, points, weights, COARSE_BITS)
     if len(cells) < 4 * k:  # too few cells to tell k clusters apart: use the colours
-        cells, cell_weights = points, weights
+        cells, cell_weights, cell_of = points, weights, np.arange(len(points))
     rng = np.random.default_rng(seed)
     # Small palettes are cheap on the coarse grid and their k-means has poorer local
     # optima: keep the best of several starts.
-    starts = [_seed(cells, cell_weights, k, rng) for _ in range(max(1, RESTARTS // k))]
-    runs = [_lloyd(cells, cell_weights, c, TOL) for c in starts]
-    centres = runs[0] if len(runs) == 1 else min(runs, key=lambda c: _inertia(cells, cell_weights, c))
-    mid, mid_weights = _pool(colours, points, weights, MID_BITS)
+    runs = []
+    for _ in range(max(1, RESTARTS // k)):
+        centres, guesses = _seed(cells, cell_weights, k, rng)
+        runs.append(_lloyd_kernel(cells, cell_weights, centres, guesses, TOL, MAX_ITER))
+    centres, cell_labels = min(runs, key=lambda run: run[4])[:2]
+    # Each finer stage starts from the labels of the coarser one, as guesses.
+    guesses = cell_labels[cell_of]
+    mid, mid_weights, mid_of = _pool(colours, points, weights, MID_BITS)
     if cells is not points and 2 * len(mid) <= len(points):  # worth a stage of its own
-        centres = _lloyd(mid, mid_weights, centres, TOL)
-    centres, labels, upper, lower = _lloyd_kernel(points, weights, centres, TOL, FINE_ITER)
+        mid_guesses = np.empty(len(mid), dtype=np.int64)
+        mid_guesses[mid_of] = guesses
+        centres, mid_labels = _lloyd_kernel(mid, mid_weights, centres, mid_guesses, TOL, MAX_ITER)[:2]
+        guesses = mid_labels[mid_of]
+    centres, labels, upper, lower, _, table = _lloyd_kernel(points, weights, centres, guesses, TOL, FINE_ITER)
 
     srgb = oklab_to_srgb(centres) if space == "oklab" else centres
     # Round, not truncate: truncation biases every channel down by half a level.
@@ -332,5 +387,5 @@ def quantize(pixels, k, seed=0, space="rgb"):
     # Rounding moves each centre a little: the bounds of the last pass still prove
     # most colours' nearest entry, and only the others are searched again.
     k = len(palette)
-    _move(points, weights, centres, to_space(palette).astype(np.float64), labels, upper, lower, np.zeros((k, 3)), np.zeros(k))
+    _move(points, weights, centres, to_space(palette).astype(np.float64), labels, upper, lower, np.zeros((k, 3)), np.zeros(k), *table)
     return Quantized(palette, histogram.pixel_labels(labels))
