@@ -8,14 +8,17 @@ every pixel, at a fraction of the cost), done coarse to fine:
 2. the colours are pooled into the cells of a 6-bit-per-channel grid (their
    weighted means), seeded with greedy weighted k-means++ and clustered there
    (several starts for small K, keeping the best);
-3. the centres are refined on a 7-bit grid, then polished by a few Lloyd passes
-   on the exact colours;
+3. the centres are refined on a 7-bit grid, then by Lloyd passes on the exact
+   colours, each stage starting from the labels of the one before;
 4. the centres are rounded to bytes, every distinct colour is assigned to its
    nearest palette entry, and every pixel gets its colour's label in one gather.
 
-Nearest-centre searches go through a k-d tree over the centres, and Lloyd passes
-skip the points whose nearest centre provably did not change (Hamerly's bounds).
-Distances are measured in RGB or, on request, in Oklab.
+Seeding and Lloyd passes are loops compiled with numba. Lloyd passes skip the
+points whose nearest centre provably did not change (Hamerly's bounds), and a
+search that cannot be skipped visits the centres in order of distance from the
+point's previous one, stopping as soon as the triangle inequality rules out the
+rest. Everything runs in one thread, in a fixed order: the same input gives the
+same output. Distances are measured in RGB or, on request, in Oklab.
 """
 
 from dataclasses import dataclass
@@ -37,7 +40,7 @@ FINE_ITER = 20  # Lloyd passes on the exact colours, at most: the last ones only
 RESTARTS = 96  # k-means++ starts on the coarse grid: RESTARTS // K of them, at least one
 NEIGHBOUR_MAX_K = 1024  # above this, search every centre: (K, K) tables would cost too much
 REBUILD_DRIFT = 16.0  # re-sort the centre neighbour table once some centre moved this far
-WORKERS = -1  # threads for k-d tree queries (-1: one per core); no answer depends on it
+WORKERS = -1  # threads for nearest()'s k-d tree queries (-1: one per core); no answer depends on it
 
 
 @dataclass(frozen=True)
@@ -83,17 +86,12 @@ class _Histogram:
         return self.table[self.packed].astype(np.uint16)
 
 
-def nearest(points, centres, k=1):
+def nearest(points, centres):
     """The nearest centre for each point, through a k-d tree over the centres: in
-    three dimensions a query visits a handful of centres, not all K. With k=2,
-    returns (labels, distance to nearest, distance to second nearest)."""
+    three dimensions a query visits a handful of centres, not all K. (For callers
+    with an arbitrary palette; quantize() has its own bounded searches.)"""
     tree = cKDTree(np.asarray(centres, dtype=np.float64))
-    distances, labels = tree.query(points, k=k, workers=WORKERS)
-    if k == 1:
-        return labels
-    if len(centres) == 1:
-        return labels[:, 0], distances[:, 0], np.full(len(points), np.inf)
-    return labels[:, 0], distances[:, 0], distances[:, 1]
+    return tree.query(points, workers=WORKERS)[1]
 
 
 @njit(cache=True, nogil=True)
@@ -278,7 +276,7 @@ def _move(points, weights, old, new, labels, upper, lower, sums, mass, apart, or
 
 
 @njit(cache=True, nogil=True)
-def _lloyd_kernel(points, weights, centres, guesses, tol, max_iter):
+def _lloyd(points, weights, centres, guesses, tol, max_iter):
     """Weighted Lloyd iterations from `centres` until less than `tol` of the weight
     changes cluster; `guesses` are likely nearest centres (only a speed-up). Returns
     the centres, each point's nearest among them, its bounds, and the weighted
@@ -369,7 +367,7 @@ def quantize(pixels, k, seed=0, space="rgb"):
     runs = []
     for _ in range(max(1, RESTARTS // k)):
         centres, guesses = _seed(cells, cell_weights, k, rng)
-        runs.append(_lloyd_kernel(cells, cell_weights, centres, guesses, TOL, MAX_ITER))
+        runs.append(_lloyd(cells, cell_weights, centres, guesses, TOL, MAX_ITER))
     centres, cell_labels = min(runs, key=lambda run: run[4])[:2]
     # Each finer stage starts from the labels of the coarser one, as guesses.
     guesses = cell_labels[cell_of]
@@ -377,15 +375,16 @@ def quantize(pixels, k, seed=0, space="rgb"):
     if cells is not points and 2 * len(mid) <= len(points):  # worth a stage of its own
         mid_guesses = np.empty(len(mid), dtype=np.int64)
         mid_guesses[mid_of] = guesses
-        centres, mid_labels = _lloyd_kernel(mid, mid_weights, centres, mid_guesses, TOL, MAX_ITER)[:2]
+        centres, mid_labels = _lloyd(mid, mid_weights, centres, mid_guesses, TOL, MAX_ITER)[:2]
         guesses = mid_labels[mid_of]
-    centres, labels, upper, lower, _, table = _lloyd_kernel(points, weights, centres, guesses, TOL, FINE_ITER)
+    centres, labels, upper, lower, _, table = _lloyd(points, weights, centres, guesses, TOL, FINE_ITER)
 
     srgb = oklab_to_srgb(centres) if space == "oklab" else centres
     # Round, not truncate: truncation biases every channel down by half a level.
     palette = np.clip(np.rint(srgb), 0, 255).astype(np.uint8)
     # Rounding moves each centre a little: the bounds of the last pass still prove
-    # most colours' nearest entry, and only the others are searched again.
-    k = len(palette)
-    _move(points, weights, centres, to_space(palette).astype(np.float64), labels, upper, lower, np.zeros((k, 3)), np.zeros(k), *table)
+    # most colours' nearest entry, and only the others are searched again (the
+    # cluster sums and masses that _move keeps up to date are not needed here).
+    entries = to_space(palette).astype(np.float64)
+    _move(points, weights, centres, entries, labels, upper, lower, np.zeros((k, 3)), np.zeros(k), *table)
     return Quantized(palette, histogram.pixel_labels(labels))
