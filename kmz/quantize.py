@@ -122,33 +122,69 @@ def _seed_kernel(points, weights, k, draws):
     """Greedy weighted k-means++: each new centre is the best (lowest total cost) of a
     few points drawn with probability proportional to weight x squared distance to
     the nearest centre so far. `draws` (k, trials) holds the uniform draws. Returns
-    the chosen points' indices and each point's nearest chosen centre."""
+    the chosen points' indices and each point's nearest chosen centre.
+
+    The points are kept in a linked list per cluster, with each cluster's cost and
+    radius. A draw picks a cluster by cost, then a point in it; a candidate can only
+    take points from the clusters it is near: none from a cluster whose centre is at
+    least twice the cluster's radius away (triangle inequality), whose cost then
+    counts whole, so most clusters are never visited."""
     n, trials = len(points), draws.shape[1]
     chosen = np.empty(k, dtype=np.int64)
     labels = np.zeros(n, dtype=np.int64)
-    cumulative = np.cumsum(weights)
-    chosen[0] = _draw(cumulative, draws[0, 0])
-    cost = np.empty(n)
-    for i in range(n):
-        cost[i] = weights[i] * _distance2(points, i, points, chosen[0])
+    head, after = np.full(k, -1, dtype=np.int64), np.empty(n, dtype=np.int64)
+    radius, cluster_cost = np.zeros(k), np.zeros(k)
+    chosen[0] = _draw(np.cumsum(weights), draws[0, 0])
+    cost, reach = np.empty(n), np.empty(n)  # weighted squared distance; distance
+    for i in range(n - 1, -1, -1):
+        d = _distance2(points, i, points, chosen[0])
+        cost[i], reach[i] = weights[i] * d, np.sqrt(d)
+        after[i], head[0] = head[0], i
+        radius[0] = max(radius[0], reach[i])
+        cluster_cost[0] += cost[i]
     for j in range(1, k):
-        total = 0.0
-        for i in range(n):
-            total += cost[i]
-            cumulative[i] = total
+        cumulative = np.cumsum(cluster_cost[:j])
         best, best_total = -1, np.inf
         for t in range(trials):
-            candidate = _draw(cumulative, draws[j, t])
+            c = _draw(cumulative, draws[j, t])
+            target = draws[j, t] * cumulative[-1] - (cumulative[c - 1] if c > 0 else 0.0)
+            i, total, candidate = head[c], 0.0, head[c]
+            while i >= 0:
+                if cost[i] > 0:  # never an existing centre
+                    candidate = i
+                total += cost[i]
+                if total > target:
+                    break
+                i = after[i]
             total = 0.0
-            for i in range(n):
-                total += min(cost[i], weights[i] * _distance2(points, i, points, candidate))
+            for c in range(j):
+                if np.sqrt(_distance2(points, candidate, points, chosen[c])) >= 2 * radius[c]:
+                    total += cluster_cost[c]
+                    continue
+                i = head[c]
+                while i >= 0:
+                    total += min(cost[i], weights[i] * _distance2(points, i, points, candidate))
+                    i = after[i]
             if total < best_total:
                 best, best_total = candidate, total
         chosen[j] = best
-        for i in range(n):
-            d = weights[i] * _distance2(points, i, points, best)
-            if d < cost[i]:
-                cost[i], labels[i] = d, j
+        for c in range(j):
+            if np.sqrt(_distance2(points, best, points, chosen[c])) >= 2 * radius[c]:
+                continue
+            i, head[c], radius[c], cluster_cost[c] = head[c], -1, 0.0, 0.0
+            while i >= 0:
+                following = after[i]
+                d = _distance2(points, i, points, best)
+                if weights[i] * d < cost[i]:
+                    cost[i], reach[i], labels[i] = weights[i] * d, np.sqrt(d), j
+                    after[i], head[j] = head[j], i
+                    radius[j] = max(radius[j], reach[i])
+                    cluster_cost[j] += cost[i]
+                else:
+                    after[i], head[c] = head[c], i
+                    radius[c] = max(radius[c], reach[i])
+                    cluster_cost[c] += cost[i]
+                i = following
     return chosen, labels
 
 
