@@ -49,35 +49,42 @@ class Quantized:
     labels: np.ndarray  # (N,) uint16: index into palette (K <= 65536 fits)
 
 
-def _pack(pixels):
-    return (
-        pixels[:, 0].astype(np.uint32) << 16
-        | pixels[:, 1].astype(np.uint32) << 8
-        | pixels[:, 2].astype(np.uint32)
-    )
-
-
 def _unpack(keys):
     return np.stack([keys >> 16, (keys >> 8) & 255, keys & 255], axis=1).astype(np.uint8)
+
+
+@njit(cache=True, nogil=True)
+def _count_colours(pixels, table):
+    """(packed RGB of each pixel, of each distinct colour, pixel count of each), the
+    colour's number left in `table` at its packed RGB."""
+    n = len(pixels)
+    packed = np.empty(n, dtype=np.uint32)
+    for i in range(n):
+        key = (np.uint32(pixels[i, 0]) << 16) | (np.uint32(pixels[i, 1]) << 8) | np.uint32(pixels[i, 2])
+        packed[i] = key
+        table[key] = n  # not numbered yet: numbers stay below n
+    keys, counts = np.empty(n, dtype=np.uint32), np.zeros(n, dtype=np.uint32)
+    distinct = 0
+    for i in range(n):
+        key = packed[i]
+        if table[key] == n:
+            table[key] = distinct
+            keys[distinct] = key
+            distinct += 1
+        counts[table[key]] += 1
+    return packed, keys[:distinct].copy(), counts[:distinct].copy()
 
 
 class _Histogram:
     """The distinct colours of an image, their pixel counts, and the way back to pixels.
 
     A table indexed by packed RGB (2^24 entries, only the used pages ever touched)
-    replaces sorting: each pixel writes its position into its colour's slot, and
-    the pixels that read their own position back are one per distinct colour.
+    replaces sorting: it numbers the distinct colours in order of first appearance.
     """
 
     def __init__(self, pixels):
-        self.packed = _pack(pixels)
         self.table = np.empty(1 << 24, dtype=np.uint32)
-        position = np.arange(len(self.packed), dtype=np.uint32)
-        self.table[self.packed] = position
-        owner = self.table[self.packed]
-        first = np.flatnonzero(owner == position)
-        self.counts = np.bincount(owner, minlength=len(position))[first]
-        self.keys = self.packed[first]
+        self.packed, self.keys, self.counts = _count_colours(pixels, self.table)
         self.colours = _unpack(self.keys)
 
     def pixel_labels(self, colour_labels):
