@@ -227,24 +227,16 @@ def _two_nearest(points, i, centres, guess, apart, order, drift, most):
     centre is so far from it that the triangle inequality puts it beyond the second
     nearest so far, so are all the rest."""
     best, first, second = guess, _distance2(points, i, centres, guess), np.inf
-    k = len(centres)
-    if len(order) == 0:
-        for c in range(k):
-            if c != guess:
-                d = _distance2(points, i, centres, c)
-                if d < first:
-                    best, first, second = c, d, first
-                elif d < second:
-                    second = d
-        return best, first, second
+    ordered = len(order) > 0  # without a table (large K), every centre is tried
     r = np.sqrt(first)
-    for t in range(k):
-        c = order[guess, t]
+    for t in range(len(centres)):
+        c = order[guess, t] if ordered else t
         if c == guess:
             continue
-        reach = apart[guess, c] - drift[guess] - most - r
-        if reach > 0 and reach * reach >= second:
-            break
+        if ordered:
+            reach = apart[guess, c] - drift[guess] - most - r
+            if reach > 0 and reach * reach >= second:
+                break
         d = _distance2(points, i, centres, c)
         if d < first:
             best, first, second = c, d, first
