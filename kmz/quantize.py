@@ -8,19 +8,23 @@ every pixel, at a fraction of the cost), done coarse to fine:
 2. the colours are pooled into the cells of a 6-bit-per-channel grid (their
    weighted means), seeded with greedy weighted k-means++ and clustered there
    (several starts for small K, keeping the best);
-3. the centres are refined on a 7-bit grid, then polished by a few Lloyd passes
-   on the exact colours;
+3. the centres are refined on a 7-bit grid, then by Lloyd passes on the exact
+   colours, each stage starting from the labels of the one before;
 4. the centres are rounded to bytes, every distinct colour is assigned to its
    nearest palette entry, and every pixel gets its colour's label in one gather.
 
-Nearest-centre searches go through a k-d tree over the centres, and Lloyd passes
-skip the points whose nearest centre provably did not change (Hamerly's bounds).
-Distances are measured in RGB or, on request, in Oklab.
+Seeding and Lloyd passes are loops compiled with numba. Lloyd passes skip the
+points whose nearest centre provably did not change (Hamerly's bounds), and a
+search that cannot be skipped visits the centres in order of distance from the
+point's previous one, stopping as soon as the triangle inequality rules out the
+rest. Everything runs in one thread, in a fixed order: the same input gives the
+same output. Distances are measured in RGB or, on request, in Oklab.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 from scipy.spatial import cKDTree
 
 from .colour import oklab_to_srgb, srgb_to_oklab
@@ -32,10 +36,11 @@ COARSE_BITS = 6  # seeding and first clustering: far fewer points, fine enough f
 MID_BITS = 7  # a second pass on a finer grid, when it still pools two colours or more per cell
 TOL = 1e-3  # Lloyd stops when less than this fraction of the weight changed cluster
 MAX_ITER = 100
-FINE_ITER = 4  # on the exact colours the centres only get polished, at a full search a pass
-RESTARTS = 64  # k-means++ starts on the coarse grid: RESTARTS // K of them, at least one
-LOCAL_DRIFT_MAX_K = 1024  # above this, (K, K) centre distances cost more than they save
-WORKERS = -1  # threads for k-d tree queries (-1: one per core); no answer depends on it
+FINE_ITER = 20  # Lloyd passes on the exact colours, at most: the last ones only polish
+RESTARTS = 96  # k-means++ starts on the coarse grid: RESTARTS // K of them, at least one
+NEIGHBOUR_MAX_K = 1024  # above this, search every centre: (K, K) tables would cost too much
+REBUILD_DRIFT = 16.0  # re-sort the centre neighbour table once some centre moved this far
+WORKERS = -1  # threads for nearest()'s k-d tree queries (-1: one per core); no answer depends on it
 
 
 @dataclass(frozen=True)
@@ -44,35 +49,42 @@ class Quantized:
     labels: np.ndarray  # (N,) uint16: index into palette (K <= 65536 fits)
 
 
-def _pack(pixels):
-    return (
-        pixels[:, 0].astype(np.uint32) << 16
-        | pixels[:, 1].astype(np.uint32) << 8
-        | pixels[:, 2].astype(np.uint32)
-    )
-
-
 def _unpack(keys):
     return np.stack([keys >> 16, (keys >> 8) & 255, keys & 255], axis=1).astype(np.uint8)
+
+
+@njit(cache=True, nogil=True)
+def _count_colours(pixels, table):
+    """(packed RGB of each pixel, of each distinct colour, pixel count of each), the
+    colour's number left in `table` at its packed RGB."""
+    n = len(pixels)
+    packed = np.empty(n, dtype=np.uint32)
+    for i in range(n):
+        key = (np.uint32(pixels[i, 0]) << 16) | (np.uint32(pixels[i, 1]) << 8) | np.uint32(pixels[i, 2])
+        packed[i] = key
+        table[key] = n  # not numbered yet: numbers stay below n
+    keys, counts = np.empty(n, dtype=np.uint32), np.zeros(n, dtype=np.uint32)
+    distinct = 0
+    for i in range(n):
+        key = packed[i]
+        if table[key] == n:
+            table[key] = distinct
+            keys[distinct] = key
+            distinct += 1
+        counts[table[key]] += 1
+    return packed, keys[:distinct].copy(), counts[:distinct].copy()
 
 
 class _Histogram:
     """The distinct colours of an image, their pixel counts, and the way back to pixels.
 
     A table indexed by packed RGB (2^24 entries, only the used pages ever touched)
-    replaces sorting: each pixel writes its position into its colour's slot, and
-    the pixels that read their own position back are one per distinct colour.
+    replaces sorting: it numbers the distinct colours in order of first appearance.
     """
 
     def __init__(self, pixels):
-        self.packed = _pack(pixels)
         self.table = np.empty(1 << 24, dtype=np.uint32)
-        position = np.arange(len(self.packed), dtype=np.uint32)
-        self.table[self.packed] = position
-        owner = self.table[self.packed]
-        first = np.flatnonzero(owner == position)
-        self.counts = np.bincount(owner, minlength=len(position))[first]
-        self.keys = self.packed[first]
+        self.packed, self.keys, self.counts = _count_colours(pixels, self.table)
         self.colours = _unpack(self.keys)
 
     def pixel_labels(self, colour_labels):
@@ -81,126 +93,276 @@ class _Histogram:
         return self.table[self.packed].astype(np.uint16)
 
 
-def nearest(points, centres, k=1):
+def nearest(points, centres):
     """The nearest centre for each point, through a k-d tree over the centres: in
-    three dimensions a query visits a handful of centres, not all K. With k=2,
-    returns (labels, distance to nearest, distance to second nearest)."""
+    three dimensions a query visits a handful of centres, not all K. (For callers
+    with an arbitrary palette; quantize() has its own bounded searches.)"""
     tree = cKDTree(np.asarray(centres, dtype=np.float64))
-    distances, labels = tree.query(points, k=k, workers=WORKERS)
-    if k == 1:
-        return labels
-    if len(centres) == 1:
-        return labels[:, 0], distances[:, 0], np.full(len(points), np.inf)
-    return labels[:, 0], distances[:, 0], distances[:, 1]
+    return tree.query(points, workers=WORKERS)[1]
+
+
+@njit(cache=True, nogil=True)
+def _draw(cumulative, u):
+    """The index a uniform draw u in [0, 1) lands on, by bisection of a cumulative
+    sum: the first entry above u x total, so never a zero-weight point."""
+    target = u * cumulative[-1]
+    lo, hi = 0, len(cumulative) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cumulative[mid] <= target:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _distance2(points, i, centres, c):
+    d0 = points[i, 0] - centres[c, 0]
+    d1 = points[i, 1] - centres[c, 1]
+    d2 = points[i, 2] - centres[c, 2]
+    return d0 * d0 + d1 * d1 + d2 * d2
+
+
+@njit(cache=True, nogil=True)
+def _seed_kernel(points, weights, k, draws):
+    """Greedy weighted k-means++: each new centre is the best (lowest total cost) of a
+    few points drawn with probability proportional to weight x squared distance to
+    the nearest centre so far. `draws` (k, trials) holds the uniform draws. Returns
+    the chosen points' indices and each point's nearest chosen centre.
+
+    The points are kept in a linked list per cluster, with each cluster's cost and
+    radius. A draw picks a cluster by cost, then a point in it; a candidate can only
+    take points from the clusters it is near: none from a cluster whose centre is at
+    least twice the cluster's radius away (triangle inequality), whose cost then
+    counts whole, so most clusters are never visited."""
+    n, trials = len(points), draws.shape[1]
+    chosen = np.empty(k, dtype=np.int64)
+    labels = np.zeros(n, dtype=np.int64)
+    head, after = np.full(k, -1, dtype=np.int64), np.empty(n, dtype=np.int64)
+    radius, cluster_cost = np.zeros(k), np.zeros(k)
+    chosen[0] = _draw(np.cumsum(weights), draws[0, 0])
+    cost, reach = np.empty(n), np.empty(n)  # weighted squared distance; distance
+    for i in range(n - 1, -1, -1):
+        d = _distance2(points, i, points, chosen[0])
+        cost[i], reach[i] = weights[i] * d, np.sqrt(d)
+        after[i], head[0] = head[0], i
+        radius[0] = max(radius[0], reach[i])
+        cluster_cost[0] += cost[i]
+    for j in range(1, k):
+        cumulative = np.cumsum(cluster_cost[:j])
+        best, best_total = -1, np.inf
+        for t in range(trials):
+            c = _draw(cumulative, draws[j, t])
+            target = draws[j, t] * cumulative[-1] - (cumulative[c - 1] if c > 0 else 0.0)
+            i, total, candidate = head[c], 0.0, head[c]
+            while i >= 0:
+                if cost[i] > 0:  # never an existing centre
+                    candidate = i
+                total += cost[i]
+                if total > target:
+                    break
+                i = after[i]
+            total = 0.0
+            for c in range(j):
+                if np.sqrt(_distance2(points, candidate, points, chosen[c])) >= 2 * radius[c]:
+                    total += cluster_cost[c]
+                    continue
+                i = head[c]
+                while i >= 0:
+                    total += min(cost[i], weights[i] * _distance2(points, i, points, candidate))
+                    i = after[i]
+            if total < best_total:
+                best, best_total = candidate, total
+        chosen[j] = best
+        for c in range(j):
+            if np.sqrt(_distance2(points, best, points, chosen[c])) >= 2 * radius[c]:
+                continue
+            i, head[c], radius[c], cluster_cost[c] = head[c], -1, 0.0, 0.0
+            while i >= 0:
+                following = after[i]
+                d = _distance2(points, i, points, best)
+                if weights[i] * d < cost[i]:
+                    cost[i], reach[i], labels[i] = weights[i] * d, np.sqrt(d), j
+                    after[i], head[j] = head[j], i
+                    radius[j] = max(radius[j], reach[i])
+                    cluster_cost[j] += cost[i]
+                else:
+                    after[i], head[c] = head[c], i
+                    radius[c] = max(radius[c], reach[i])
+                    cluster_cost[c] += cost[i]
+                i = following
+    return chosen, labels
 
 
 def _seed(points, weights, k, rng):
-    """Greedy weighted k-means++: each new centre is the best (lowest total cost) of a
-    few points drawn with probability proportional to weight x squared distance to
-    the nearest centre so far."""
-    trials = 2 + int(np.log(k))
-    weights32 = weights.astype(np.float32)
-    norms = np.einsum("ij,ij->i", points, points)
-    scaled = -2.0 * points.T
-
-    def cost_to(indices):
-        # |p - c|^2 = |p|^2 + |c|^2 - 2 p.c: one small matrix product for all trials.
-        d = points[indices] @ scaled + norms
-        d += norms[indices, None]
-        np.maximum(d, 0, out=d)
-        return d * weights32
-
-    def draw(cost, n):
-        cumulative = np.cumsum(cost, dtype=np.float64)
-        # side="right" never lands on a zero-cost point, i.e. on an existing centre.
-        picks = np.searchsorted(cumulative, rng.random(n) * cumulative[-1], side="right")
-        return np.minimum(picks, len(points) - 1)
-
-    chosen = [int(draw(weights, 1)[0])]
-    cost = cost_to(chosen)[0]
-    for _ in range(1, k):
-        candidates = draw(cost, trials)
-        costs = np.minimum(cost, cost_to(candidates))
-        best = costs.sum(axis=1, dtype=np.float64).argmin()
-        chosen.append(int(candidates[best]))
-        cost = costs[best]
-    return points[chosen].astype(np.float32)
+    """k centres (float64) for `points` and each point's nearest among them."""
+    chosen, labels = _seed_kernel(points, weights, k, rng.random((k, 2 + int(np.log(k)))))
+    return points[chosen].astype(np.float64), labels
 
 
-def _lloyd(points, weights, centres, tol, max_iter=MAX_ITER):
+@njit(cache=True, nogil=True)
+def _neighbours(centres):
+    """The distances between centres and, for each centre, all centres in order of
+    distance from it: a search that starts from a good guess stops early. Empty
+    tables above NEIGHBOUR_MAX_K, where they cost more memory than they save time."""
+    k = len(centres)
+    if k > NEIGHBOUR_MAX_K:
+        return np.zeros((0, 0)), np.zeros((0, 0), dtype=np.int32)
+    apart = np.empty((k, k))
+    for a in range(k):
+        for b in range(k):
+            apart[a, b] = np.sqrt(_distance2(centres, a, centres, b))
+    order = np.empty((k, k), dtype=np.int32)
+    for a in range(k):
+        order[a] = np.argsort(apart[a])
+    return apart, order
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _two_nearest(points, i, centres, guess, apart, order, drift, most):
+    """(label, squared distance to nearest, squared distance to second nearest) of
+    point i. The centres are visited by distance from `guess` (as it was when the
+    table was made: each centre c has moved `drift[c]` since, at most `most`); once a
+    centre is so far from it that the triangle inequality puts it beyond the second
+    nearest so far, so are all the rest."""
+    best, first, second = guess, _distance2(points, i, centres, guess), np.inf
+    ordered = len(order) > 0  # without a table (large K), every centre is tried
+    r = np.sqrt(first)
+    for t in range(len(centres)):
+        c = order[guess, t] if ordered else t
+        if c == guess:
+            continue
+        if ordered:
+            reach = apart[guess, c] - drift[guess] - most - r
+            if reach > 0 and reach * reach >= second:
+                break
+        d = _distance2(points, i, centres, c)
+        if d < first:
+            best, first, second = c, d, first
+        elif d < second:
+            second = d
+    return best, first, second
+
+
+@njit(cache=True, nogil=True)
+def _move(points, weights, old, new, labels, upper, lower, sums, mass, apart, order, drift):
+    """Move the centres from `old` to `new` and relabel every point whose nearest
+    centre may have changed (Hamerly: only those whose bounds, upper on the distance
+    to its own centre and lower on the distance to any other, no longer prove it),
+    keeping the per-cluster weighted sums and masses up to date. (apart, order) are
+    a _neighbours table of the centres before they drifted by `drift`, which grows
+    by this move. Returns the weight that changed cluster."""
+    k = len(new)
+    moved = np.empty(k)
+    for c in range(k):
+        moved[c] = np.sqrt(_distance2(new, c, old, c))
+    # How much closer any centre but its own may have come to a point of cluster j:
+    # centre i only can if |c_i - c_j| < upper + lower + moved[i] for some point of
+    # j (triangle inequality), so only the moves of centres that near count.
+    top = np.argmax(moved)
+    drop = np.zeros(k)
+    if len(order):
+        reach = np.zeros(k)
+        for i in range(len(points)):
+            reach[labels[i]] = max(reach[labels[i]], upper[i] + lower[i])
+        for j in range(k):
+            for c in range(k):
+                if c != j and moved[c] > drop[j] and apart[c, j] - drift[c] - drift[j] < reach[j] + moved[c]:
+                    drop[j] = moved[c]
+    else:  # no table (large K): the largest move of any other centre
+        drop[:] = moved[top]
+        drop[top] = 0.0
+        for c in range(k):
+            if c != top:
+                drop[top] = max(drop[top], moved[c])
+    drift += moved
+    most = drift.max()
+    # Half the distance from each centre to its nearest other: a point nearer than
+    # that to its own centre cannot be nearer to any other.
+    half = np.zeros(k)
+    if len(order) and k > 1:
+        for c in range(k):
+            other = order[c, 1] if order[c, 0] == c else order[c, 0]
+            half[c] = max(0.0, 0.5 * (apart[c, other] - drift[c] - most))
+    changed = 0.0
+    for i in range(len(points)):
+        a = labels[i]
+        upper[i] += moved[a]
+        lower[i] -= drop[a]
+        bound = max(half[a], lower[i])
+        if upper[i] <= bound:
+            continue
+        upper[i] = np.sqrt(_distance2(points, i, new, a))
+        if upper[i] <= bound:
+            continue
+        b, first, second = _two_nearest(points, i, new, a, apart, order, drift, most)
+        upper[i], lower[i] = np.sqrt(first), np.sqrt(second)
+        if b != a:
+            labels[i] = b
+            w = weights[i]
+            changed += w
+            mass[a] -= w
+            mass[b] += w
+            for j in range(3):
+                sums[a, j] -= w * points[i, j]
+                sums[b, j] += w * points[i, j]
+    return changed
+
+
+@njit(cache=True, nogil=True)
+def _lloyd(points, weights, centres, guesses, tol, max_iter):
     """Weighted Lloyd iterations from `centres` until less than `tol` of the weight
-    changes cluster. Returns the centres (float32)."""
-    k = len(centres)
-    labels, upper, lower = nearest(points, centres, k=2)
-    weighted = points.astype(np.float64) * weights[:, None]
-    sums = np.stack([np.bincount(labels, weighted[:, c], minlength=k) for c in range(3)], axis=1)
-    mass = np.bincount(labels, weights, minlength=k)
-    total = mass.sum()
+    changes cluster; `guesses` are likely nearest centres (only a speed-up). Returns
+    the centres, each point's nearest among them, its bounds, and the weighted
+    squared error."""
+    k, n = len(centres), len(points)
+    labels = np.empty(n, dtype=np.int64)
+    upper, lower = np.empty(n), np.empty(n)
+    apart, order = _neighbours(centres)
+    drift = np.zeros(k)
+    for i in range(n):
+        label, first, second = _two_nearest(points, i, centres, guesses[i], apart, order, drift, 0.0)
+        labels[i], upper[i], lower[i] = label, np.sqrt(first), np.sqrt(second)
+    sums, mass = np.zeros((k, 3)), np.zeros(k)
+    total = 0.0
+    for i in range(n):
+        w = weights[i]
+        total += w
+        mass[labels[i]] += w
+        for j in range(3):
+            sums[labels[i], j] += w * points[i, j]
     for _ in range(max_iter):
-        filled = mass > 0
         new = centres.copy()  # an empty cluster keeps its centre
-        new[filled] = sums[filled] / mass[filled, None]
-        moved = np.sqrt(((new - centres) ** 2).sum(axis=1))
-        lower -= _other_drift(centres, moved, labels, upper, lower)
-        upper += moved[labels]  # the own centre came at most moved[label] closer
+        for c in range(k):
+            if mass[c] > 0:
+                for j in range(3):
+                    new[c, j] = sums[c, j] / mass[c]
+        if drift.max() > REBUILD_DRIFT:  # the table's bounds got loose: sorting anew pays
+            apart, order = _neighbours(centres)
+            drift[:] = 0
+        changed = _move(points, weights, centres, new, labels, upper, lower, sums, mass, apart, order, drift)
         centres = new
-        check = np.flatnonzero(upper >= lower)
-        if len(check) == 0:
+        if changed <= tol * total:
             break
-        new_labels, upper[check], lower[check] = nearest(points[check], centres, k=2)
-        changed = new_labels != labels[check]
-        idx = check[changed]
-        if weights[idx].sum() <= tol * total:
-            break
-        old, new_labels = labels[idx], new_labels[changed]
-        for c in range(3):
-            sums[:, c] += np.bincount(new_labels, weighted[idx, c], minlength=k)
-            sums[:, c] -= np.bincount(old, weighted[idx, c], minlength=k)
-        mass += np.bincount(new_labels, weights[idx], minlength=k)
-        mass -= np.bincount(old, weights[idx], minlength=k)
-        labels[idx] = new_labels
-    return centres
-
-
-def _other_drift(centres, moved, labels, upper, lower):
-    """For each point, how much closer any centre but its own may have come: what
-    its lower bound on the second-nearest distance must drop by.
-
-    A centre i can only matter to a point x of cluster j if
-    |c_i - c_j| <= upper(x) + lower(x) + moved[i] (triangle inequality); so each
-    cluster needs only the largest move among the centres within that reach of it,
-    usually far less than the largest move overall.
-    """
-    k = len(centres)
-    if k == 1:
-        return np.zeros(len(labels))
-    if k > LOCAL_DRIFT_MAX_K:  # the (K, K) centre distances would cost too much
-        top = np.argsort(moved)[-2:]
-        return np.where(labels == top[-1], moved[top[0]], moved[top[-1]])
-    reach = np.zeros(k)
-    np.maximum.at(reach, labels, upper + lower)
-    apart = np.sqrt(((centres[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2))
-    threat = apart <= reach[:, None] + moved[None, :]
-    np.fill_diagonal(threat, False)
-    return (threat * moved[None, :]).max(axis=1)[labels]
-
-
-def _inertia(points, weights, centres):
-    """Sum of weight x squared distance to the nearest centre."""
-    distances, _ = cKDTree(centres).query(points, workers=WORKERS)
-    return float(weights @ (distances * distances))
+    error = 0.0
+    for i in range(n):
+        error += weights[i] * _distance2(points, i, centres, labels[i])
+    return centres, labels, upper, lower, error, (apart, order, drift)
 
 
 def _pool(colours, points, weights, bits):
-    """Pool colours into the cells of a grid of `bits` per channel: (cell means, weights)."""
+    """Pool colours into the cells of a grid of `bits` per channel: (cell means,
+    cell weights, each colour's cell)."""
     c = colours.astype(np.uint32) >> (8 - bits)
     cell = (c[:, 0] << (2 * bits)) | (c[:, 1] << bits) | c[:, 2]
     if (1 << (3 * bits)) > 4 * len(cell):  # sparse grid: number the used cells by sorting
         _, cell = np.unique(cell, return_inverse=True)
     mass = np.bincount(cell, weights)
-    used = np.flatnonzero(mass)
+    used = mass > 0
     means = np.stack([np.bincount(cell, weights * points[:, i])[used] for i in range(3)], axis=1)
-    return (means / mass[used, None]).astype(np.float32), mass[used]
+    number = np.cumsum(used) - 1
+    return (means / mass[used, None]).astype(np.float32), mass[used], number[cell]
 
 
 def quantize(pixels, k, seed=0, space="rgb"):
@@ -231,22 +393,33 @@ def quantize(pixels, k, seed=0, space="rgb"):
     to_space = srgb_to_oklab if space == "oklab" else (lambda rgb: rgb.astype(np.float32))
     points = to_space(colours)
     weights = histogram.counts.astype(np.float64)
-    cells, cell_weights = _pool(colours, points, weights, COARSE_BITS)
+    cells, cell_weights, cell_of = _pool(colours, points, weights, COARSE_BITS)
     if len(cells) < 4 * k:  # too few cells to tell k clusters apart: use the colours
-        cells, cell_weights = points, weights
+        cells, cell_weights, cell_of = points, weights, np.arange(len(points))
     rng = np.random.default_rng(seed)
     # Small palettes are cheap on the coarse grid and their k-means has poorer local
     # optima: keep the best of several starts.
-    starts = [_seed(cells, cell_weights, k, rng) for _ in range(max(1, RESTARTS // k))]
-    runs = [_lloyd(cells, cell_weights, c, TOL) for c in starts]
-    centres = runs[0] if len(runs) == 1 else min(runs, key=lambda c: _inertia(cells, cell_weights, c))
-    mid, mid_weights = _pool(colours, points, weights, MID_BITS)
+    runs = []
+    for _ in range(max(1, RESTARTS // k)):
+        centres, guesses = _seed(cells, cell_weights, k, rng)
+        runs.append(_lloyd(cells, cell_weights, centres, guesses, TOL, MAX_ITER))
+    centres, cell_labels = min(runs, key=lambda run: run[4])[:2]
+    # Each finer stage starts from the labels of the coarser one, as guesses.
+    guesses = cell_labels[cell_of]
+    mid, mid_weights, mid_of = _pool(colours, points, weights, MID_BITS)
     if cells is not points and 2 * len(mid) <= len(points):  # worth a stage of its own
-        centres = _lloyd(mid, mid_weights, centres, TOL)
-    centres = _lloyd(points, weights, centres, TOL, FINE_ITER)
+        mid_guesses = np.empty(len(mid), dtype=np.int64)
+        mid_guesses[mid_of] = guesses
+        centres, mid_labels = _lloyd(mid, mid_weights, centres, mid_guesses, TOL, MAX_ITER)[:2]
+        guesses = mid_labels[mid_of]
+    centres, labels, upper, lower, _, table = _lloyd(points, weights, centres, guesses, TOL, FINE_ITER)
 
     srgb = oklab_to_srgb(centres) if space == "oklab" else centres
     # Round, not truncate: truncation biases every channel down by half a level.
     palette = np.clip(np.rint(srgb), 0, 255).astype(np.uint8)
-    colour_labels = nearest(points, to_space(palette))
-    return Quantized(palette, histogram.pixel_labels(colour_labels))
+    # Rounding moves each centre a little: the bounds of the last pass still prove
+    # most colours' nearest entry, and only the others are searched again (the
+    # cluster sums and masses that _move keeps up to date are not needed here).
+    entries = to_space(palette).astype(np.float64)
+    _move(points, weights, centres, entries, labels, upper, lower, np.zeros((k, 3)), np.zeros(k), *table)
+    return Quantized(palette, histogram.pixel_labels(labels))

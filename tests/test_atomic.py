@@ -158,9 +158,9 @@ def _wait_for(condition, timeout):
 def test_sigkill_during_encode_leaves_no_output(tmp_path):
     source, out = tmp_path / "noise.png", tmp_path / "noise.kmz"
     _noise_png(source, 768)
-    process = subprocess.Popen([sys.executable, "-m", "kmz", "encode", str(source), "-k", "256"], env=ENV,
+    process = subprocess.Popen([sys.executable, "-m", "kmz", "encode", str(source), "-k", "4096"], env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # Past the imports and into k-means on ~590,000 colours, which takes far longer.
+    # Past the imports and into k-means: 4096 centres for ~590,000 colours take far longer.
     time.sleep(3.0)
     assert process.poll() is None, "the encode finished before it could be killed"
     process.send_signal(signal.SIGKILL)
