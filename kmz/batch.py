@@ -38,7 +38,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from . import io, quantize
+from . import io
 from .errors import KmzError, WriteError
 from .image import encode, psnr
 from .image import open as open_kmz
@@ -245,16 +245,11 @@ def _convert_one(convert, source, target, job):
 
 @contextlib.contextmanager
 def _one_thread():
-    """Pin BLAS/OpenMP and the quantizer's k-d tree queries to one thread: there is one
-    worker per core already."""
+    """Pin BLAS/OpenMP to one thread: there is one worker per core already."""
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
-    threads, quantize.WORKERS = quantize.WORKERS, 1
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        quantize.WORKERS = threads
+    with threadpool_limits(limits=1):
+        yield
 
 
 def convert_chunk(tasks, job, convert=convert_file):

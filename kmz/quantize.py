@@ -40,7 +40,6 @@ FINE_ITER = 20  # Lloyd passes on the exact colours, at most: the last ones only
 RESTARTS = 96  # k-means++ starts on the coarse grid: RESTARTS // K of them, at least one
 NEIGHBOUR_MAX_K = 1024  # above this, search every centre: (K, K) tables would cost too much
 REBUILD_DRIFT = 16.0  # re-sort the centre neighbour table once some centre moved this far
-WORKERS = -1  # threads for nearest()'s k-d tree queries (-1: one per core); no answer depends on it
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ def nearest(points, centres):
     three dimensions a query visits a handful of centres, not all K. (For callers
     with an arbitrary palette; quantize() has its own bounded searches.)"""
     tree = cKDTree(np.asarray(centres, dtype=np.float64))
-    return tree.query(points, workers=WORKERS)[1]
+    return tree.query(points, workers=-1)[1]
 
 
 @njit(cache=True, nogil=True)
