@@ -4,7 +4,9 @@ Knows nothing of bytes, files or PNG. Weighted k-means on the image's distinct
 colours, each weighted by how many pixels have it (the same centroids as clustering
 every pixel, at a fraction of the cost), done coarse to fine:
 
-1. a histogram of the distinct colours, through a table indexed by packed RGB;
+1. a histogram of the distinct colours, through a table indexed by packed RGB
+   (64 MiB of address space per thread, kept for the next image: only the pages
+   an image's colours touch are ever in memory);
 2. the colours are pooled into the cells of a 6-bit-per-channel grid (their
    weighted means), seeded with greedy weighted k-means++ and clustered there
    (several starts for small K, keeping the best);
@@ -13,14 +15,16 @@ every pixel, at a fraction of the cost), done coarse to fine:
 4. the centres are rounded to bytes, every distinct colour is assigned to its
    nearest palette entry, and every pixel gets its colour's label in one gather.
 
-Seeding and Lloyd passes are loops compiled with numba. Lloyd passes skip the
-points whose nearest centre provably did not change (Hamerly's bounds), and a
-search that cannot be skipped visits the centres in order of distance from the
-point's previous one, stopping as soon as the triangle inequality rules out the
-rest. Everything runs in one thread, in a fixed order: the same input gives the
-same output. Distances are measured in RGB or, on request, in Oklab.
+Counting, pooling, seeding and each Lloyd pass are loops compiled with numba.
+Lloyd passes skip the points whose nearest centre provably did not change
+(Hamerly's bounds), and a search that cannot be skipped visits the centres in
+order of distance from the point's previous one, stopping as soon as the
+triangle inequality rules out the rest. Everything runs in one thread, in a
+fixed order: the same input gives the same output. Distances are measured in
+RGB or, on request, in Oklab.
 """
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,42 +58,53 @@ def _unpack(keys):
 
 @njit(cache=True, nogil=True)
 def _count_colours(pixels, table):
-    """(packed RGB of each pixel, of each distinct colour, pixel count of each), the
-    colour's number left in `table` at its packed RGB."""
+    """(each pixel's colour number, packed RGB of each distinct colour, pixel count of
+    each), the colours numbered in order of first appearance. `table`, indexed by
+    packed RGB, is scratch: every entry read is written first, so it needs no clearing."""
     n = len(pixels)
-    packed = np.empty(n, dtype=np.uint32)
+    number = np.empty(n, dtype=np.uint32)
     for i in range(n):
         key = (np.uint32(pixels[i, 0]) << 16) | (np.uint32(pixels[i, 1]) << 8) | np.uint32(pixels[i, 2])
-        packed[i] = key
+        number[i] = key
         table[key] = n  # not numbered yet: numbers stay below n
     keys, counts = np.empty(n, dtype=np.uint32), np.zeros(n, dtype=np.uint32)
     distinct = 0
     for i in range(n):
-        key = packed[i]
+        key = number[i]
         if table[key] == n:
             table[key] = distinct
             keys[distinct] = key
             distinct += 1
-        counts[table[key]] += 1
-    return packed, keys[:distinct].copy(), counts[:distinct].copy()
+        number[i] = table[key]
+        counts[number[i]] += 1
+    return number, keys[:distinct].copy(), counts[:distinct].copy()
+
+
+_scratch = threading.local()
+
+
+def _table():
+    """This thread's 2^24-entry scratch table: kept from image to image because a
+    fresh one costs a page fault for every 4 KiB it touches, as much as the count."""
+    if not hasattr(_scratch, "table"):
+        _scratch.table = np.empty(1 << 24, dtype=np.uint32)
+    return _scratch.table
 
 
 class _Histogram:
     """The distinct colours of an image, their pixel counts, and the way back to pixels.
 
-    A table indexed by packed RGB (2^24 entries, only the used pages ever touched)
-    replaces sorting: it numbers the distinct colours in order of first appearance.
+    A table indexed by packed RGB replaces sorting: it numbers the distinct colours
+    in order of first appearance, and each pixel keeps its colour's number.
     """
 
     def __init__(self, pixels):
-        self.table = np.empty(1 << 24, dtype=np.uint32)
-        self.packed, self.keys, self.counts = _count_colours(pixels, self.table)
+        self.number, self.keys, self.counts = _count_colours(pixels, _table())
         self.colours = _unpack(self.keys)
 
     def pixel_labels(self, colour_labels):
-        """Labels per pixel from labels per distinct colour: one scatter, one gather."""
-        self.table[self.keys] = colour_labels
-        return self.table[self.packed].astype(np.uint16)
+        """Labels per pixel from labels per distinct colour: one gather."""
+        return np.asarray(colour_labels, dtype=np.uint16)[self.number]
 
 
 def nearest(points, centres):
@@ -164,7 +179,7 @@ def _seed_kernel(points, weights, k, draws):
                 i = after[i]
             total = 0.0
             for c in range(j):
-                if np.sqrt(_distance2(points, candidate, points, chosen[c])) >= 2 * radius[c]:
+                if _distance2(points, candidate, points, chosen[c]) >= 4 * radius[c] * radius[c]:
                     total += cluster_cost[c]
                     continue
                 i = head[c]
@@ -175,7 +190,7 @@ def _seed_kernel(points, weights, k, draws):
                 best, best_total = candidate, total
         chosen[j] = best
         for c in range(j):
-            if np.sqrt(_distance2(points, best, points, chosen[c])) >= 2 * radius[c]:
+            if _distance2(points, best, points, chosen[c]) >= 4 * radius[c] * radius[c]:
                 continue
             i, head[c], radius[c], cluster_cost[c] = head[c], -1, 0.0, 0.0
             while i >= 0:
@@ -200,22 +215,25 @@ def _seed(points, weights, k, rng):
     return points[chosen].astype(np.float64), labels
 
 
-@njit(cache=True, nogil=True)
 def _neighbours(centres):
     """The distances between centres and, for each centre, all centres in order of
     distance from it: a search that starts from a good guess stops early. Empty
-    tables above NEIGHBOUR_MAX_K, where they cost more memory than they save time."""
+    tables above NEIGHBOUR_MAX_K, where they cost more memory than they save time.
+
+    Ties are ordered by centre number. numpy's sort (many times faster than numba's
+    here) may order ties differently from one CPU to another: the rare rows with
+    ties are sorted again, stably, so that every machine gets the same palette."""
     k = len(centres)
     if k > NEIGHBOUR_MAX_K:
         return np.zeros((0, 0)), np.zeros((0, 0), dtype=np.int32)
-    apart = np.empty((k, k))
-    for a in range(k):
-        for b in range(k):
-            apart[a, b] = np.sqrt(_distance2(centres, a, centres, b))
-    order = np.empty((k, k), dtype=np.int32)
-    for a in range(k):
-        order[a] = np.argsort(apart[a])
-    return apart, order
+    apart = np.zeros((k, k))
+    for j in range(3):  # one channel at a time: a (k, k, 3) array reduced over its short axis is slow
+        apart += np.subtract.outer(centres[:, j], centres[:, j]) ** 2
+    np.sqrt(apart, out=apart)
+    order = np.argsort(apart, axis=1)
+    tied = (np.diff(np.take_along_axis(apart, order, axis=1), axis=1) == 0).any(axis=1)
+    order[tied] = np.argsort(apart[tied], axis=1, kind="stable")
+    return apart, order.astype(np.int32)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -265,8 +283,12 @@ def _move(points, weights, old, new, labels, upper, lower, sums, mass, apart, or
         reach = np.zeros(k)
         for i in range(len(points)):
             reach[labels[i]] = max(reach[labels[i]], upper[i] + lower[i])
+        most, fastest = drift.max(), moved[top]
         for j in range(k):
-            for c in range(k):
+            for t in range(k):  # nearest centres first: the rest are too far to matter
+                c = order[j, t]
+                if apart[c, j] - most - drift[j] >= reach[j] + fastest:
+                    break
                 if c != j and moved[c] > drop[j] and apart[c, j] - drift[c] - drift[j] < reach[j] + moved[c]:
                     drop[j] = moved[c]
     else:  # no table (large K): the largest move of any other centre
@@ -310,33 +332,35 @@ def _move(points, weights, old, new, labels, upper, lower, sums, mass, apart, or
 
 
 @njit(cache=True, nogil=True)
-def _lloyd(points, weights, centres, guesses, tol, max_iter):
-    """Weighted Lloyd iterations from `centres` until less than `tol` of the weight
-    changes cluster; `guesses` are likely nearest centres (only a speed-up). Returns
-    the centres, each point's nearest among them, its bounds, and the weighted
-    squared error."""
+def _assign(points, weights, centres, guesses, apart, order):
+    """Each point's nearest centre, its bounds (distance to that centre, and to the
+    second nearest), and the clusters' weighted sums and masses."""
     k, n = len(centres), len(points)
     labels = np.empty(n, dtype=np.int64)
     upper, lower = np.empty(n), np.empty(n)
-    apart, order = _neighbours(centres)
+    sums, mass = np.zeros((k, 3)), np.zeros(k)
     drift = np.zeros(k)
     for i in range(n):
-        label, first, second = _two_nearest(points, i, centres, guesses[i], apart, order, drift, 0.0)
-        labels[i], upper[i], lower[i] = label, np.sqrt(first), np.sqrt(second)
-    sums, mass = np.zeros((k, 3)), np.zeros(k)
-    total = 0.0
-    for i in range(n):
+        a, first, second = _two_nearest(points, i, centres, guesses[i], apart, order, drift, 0.0)
+        labels[i], upper[i], lower[i] = a, np.sqrt(first), np.sqrt(second)
         w = weights[i]
-        total += w
-        mass[labels[i]] += w
+        mass[a] += w
         for j in range(3):
-            sums[labels[i], j] += w * points[i, j]
+            sums[a, j] += w * points[i, j]
+    return labels, upper, lower, sums, mass
+
+
+def _lloyd(points, weights, centres, guesses, tol, max_iter):
+    """Weighted Lloyd iterations from `centres` until less than `tol` of the weight
+    changes cluster; `guesses` are likely nearest centres (only a speed-up). Returns
+    the centres, each point's nearest among them, its bounds, the weighted squared
+    error, and the neighbour table with the centres' drift since it was made."""
+    apart, order = _neighbours(centres)
+    drift = np.zeros(len(centres))
+    labels, upper, lower, sums, mass = _assign(points, weights, centres, guesses, apart, order)
+    total = weights.sum()
     for _ in range(max_iter):
-        new = centres.copy()  # an empty cluster keeps its centre
-        for c in range(k):
-            if mass[c] > 0:
-                for j in range(3):
-                    new[c, j] = sums[c, j] / mass[c]
+        new = np.divide(sums, mass[:, None], out=centres.copy(), where=mass[:, None] > 0)  # an empty cluster stays
         if drift.max() > REBUILD_DRIFT:  # the table's bounds got loose: sorting anew pays
             apart, order = _neighbours(centres)
             drift[:] = 0
@@ -344,24 +368,45 @@ def _lloyd(points, weights, centres, guesses, tol, max_iter):
         centres = new
         if changed <= tol * total:
             break
-    error = 0.0
-    for i in range(n):
-        error += weights[i] * _distance2(points, i, centres, labels[i])
+    error = float(weights @ ((points - centres[labels]) ** 2).sum(axis=1))
     return centres, labels, upper, lower, error, (apart, order, drift)
 
 
-def _pool(colours, points, weights, bits):
-    """Pool colours into the cells of a grid of `bits` per channel: (cell means,
-    cell weights, each colour's cell)."""
-    c = colours.astype(np.uint32) >> (8 - bits)
-    cell = (c[:, 0] << (2 * bits)) | (c[:, 1] << bits) | c[:, 2]
-    if (1 << (3 * bits)) > 4 * len(cell):  # sparse grid: number the used cells by sorting
-        _, cell = np.unique(cell, return_inverse=True)
-    mass = np.bincount(cell, weights)
-    used = mass > 0
-    means = np.stack([np.bincount(cell, weights * points[:, i])[used] for i in range(3)], axis=1)
-    number = np.cumsum(used) - 1
-    return (means / mass[used, None]).astype(np.float32), mass[used], number[cell]
+@njit(cache=True, nogil=True)
+def _pool_kernel(keys, points, weights, mask, table):
+    """(key, weighted sum of points and weight of each cell, each point's cell), the
+    cells numbered in order of first appearance through the scratch table."""
+    n = len(keys)
+    for i in range(n):
+        table[keys[i] & mask] = n  # not numbered yet
+    cell_keys, sums, mass = np.empty(n, dtype=np.uint32), np.zeros((n, 3)), np.zeros(n)
+    cell_of = np.empty(n, dtype=np.int64)
+    cells = 0
+    for i in range(n):
+        key = keys[i] & mask
+        if table[key] == n:
+            table[key] = cells
+            cell_keys[cells] = key
+            cells += 1
+        c = cell_of[i] = table[key]
+        w = weights[i]
+        mass[c] += w
+        for j in range(3):
+            sums[c, j] += w * points[i, j]
+    return cell_keys[:cells], sums[:cells], mass[:cells], cell_of
+
+
+def _pool(keys, points, weights, bits):
+    """Pool colours (packed RGB `keys`) into the cells of a grid of `bits` per
+    channel: (cell means, cell weights, each colour's cell)."""
+    top = (0xFF << (8 - bits)) & 0xFF
+    cell_keys, sums, mass, cell_of = _pool_kernel(keys, points, weights, np.uint32(top * 0x010101), _table())
+    # Cells in key order: cells near in colour then sit near in memory, which makes
+    # seeding's walks through its per-cluster lists much faster.
+    order = np.argsort(cell_keys)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return (sums[order] / mass[order, None]).astype(np.float32), mass[order], rank[cell_of]
 
 
 def quantize(pixels, k, seed=0, space="rgb"):
@@ -392,7 +437,7 @@ def quantize(pixels, k, seed=0, space="rgb"):
     to_space = srgb_to_oklab if space == "oklab" else (lambda rgb: rgb.astype(np.float32))
     points = to_space(colours)
     weights = histogram.counts.astype(np.float64)
-    cells, cell_weights, cell_of = _pool(colours, points, weights, COARSE_BITS)
+    cells, cell_weights, cell_of = _pool(histogram.keys, points, weights, COARSE_BITS)
     if len(cells) < 4 * k:  # too few cells to tell k clusters apart: use the colours
         cells, cell_weights, cell_of = points, weights, np.arange(len(points))
     rng = np.random.default_rng(seed)
@@ -405,12 +450,13 @@ def quantize(pixels, k, seed=0, space="rgb"):
     centres, cell_labels = min(runs, key=lambda run: run[4])[:2]
     # Each finer stage starts from the labels of the coarser one, as guesses.
     guesses = cell_labels[cell_of]
-    mid, mid_weights, mid_of = _pool(colours, points, weights, MID_BITS)
-    if cells is not points and 2 * len(mid) <= len(points):  # worth a stage of its own
-        mid_guesses = np.empty(len(mid), dtype=np.int64)
-        mid_guesses[mid_of] = guesses
-        centres, mid_labels = _lloyd(mid, mid_weights, centres, mid_guesses, TOL, MAX_ITER)[:2]
-        guesses = mid_labels[mid_of]
+    if cells is not points:
+        mid, mid_weights, mid_of = _pool(histogram.keys, points, weights, MID_BITS)
+        if 2 * len(mid) <= len(points):  # worth a stage of its own
+            mid_guesses = np.empty(len(mid), dtype=np.int64)
+            mid_guesses[mid_of] = guesses
+            centres, mid_labels = _lloyd(mid, mid_weights, centres, mid_guesses, TOL, MAX_ITER)[:2]
+            guesses = mid_labels[mid_of]
     centres, labels, upper, lower, _, table = _lloyd(points, weights, centres, guesses, TOL, FINE_ITER)
 
     srgb = oklab_to_srgb(centres) if space == "oklab" else centres
