@@ -43,6 +43,7 @@ MAX_ITER = 100
 FINE_ITER = 20  # Lloyd passes on the exact colours, at most: the last ones only polish
 RESTARTS = 96  # k-means++ starts on the coarse grid: RESTARTS // K of them, at least one
 NEIGHBOUR_MAX_K = 1024  # above this, search every centre: (K, K) tables would cost too much
+SHELLS = 8  # seeding's rings of points per cluster, by distance from its centre
 REBUILD_DRIFT = 16.0  # re-sort the centre neighbour table once some centre moved this far
 
 
@@ -145,31 +146,54 @@ def _seed_kernel(points, weights, k, draws):
     the nearest centre so far. `draws` (k, trials) holds the uniform draws. Returns
     the chosen points' indices and each point's nearest chosen centre.
 
-    The points are kept in a linked list per cluster, with each cluster's cost and
-    radius. A draw picks a cluster by cost, then a point in it; a candidate can only
-    take points from the clusters it is near: none from a cluster whose centre is at
-    least twice the cluster's radius away (triangle inequality), whose cost then
-    counts whole, so most clusters are never visited."""
+    A candidate x can only take a point p from its cluster (centre c) if p's reach
+    |p - c| is more than half of |x - c| (triangle inequality). So each cluster
+    keeps its points in SHELLS linked lists by reach, each with its cost: a
+    candidate visits only the outer shells it could take points from, and counts
+    the inner ones whole (most clusters it does not visit at all)."""
     n, trials = len(points), draws.shape[1]
     chosen = np.empty(k, dtype=np.int64)
     labels = np.zeros(n, dtype=np.int64)
-    head, after = np.full(k, -1, dtype=np.int64), np.empty(n, dtype=np.int64)
-    radius, cluster_cost = np.zeros(k), np.zeros(k)
-    chosen[0] = _draw(np.cumsum(weights), draws[0, 0])
+    head, after = np.full((k, SHELLS), -1, dtype=np.int64), np.empty(n, dtype=np.int64)
+    shell_cost, cluster_cost = np.zeros((k, SHELLS)), np.zeros(k)
+    scale = np.ones(k)  # a point's shell is its reach x its cluster's scale, at most SHELLS - 1
+    top = np.zeros(k, dtype=np.int64)  # each cluster's outermost non-empty shell
     cost, reach = np.empty(n), np.empty(n)  # weighted squared distance; distance
-    for i in range(n - 1, -1, -1):
+    joining = np.empty(n, dtype=np.int64)  # the points of the cluster being made
+    chosen[0] = _draw(np.cumsum(weights), draws[0, 0])
+    for i in range(n):
         d = _distance2(points, i, points, chosen[0])
-        cost[i], reach[i] = weights[i] * d, np.sqrt(d)
-        after[i], head[0] = head[0], i
-        radius[0] = max(radius[0], reach[i])
-        cluster_cost[0] += cost[i]
-    for j in range(1, k):
+        cost[i], reach[i], joining[i] = weights[i] * d, np.sqrt(d), i
+    m, j = n, 0
+    while True:
+        # Cluster j takes its m points: shells of equal width out to the farthest.
+        farthest = 0.0
+        for t in range(m):
+            farthest = max(farthest, reach[joining[t]])
+        scale[j] = SHELLS / farthest if farthest > 0 else 1.0
+        for t in range(m - 1, -1, -1):
+            i = joining[t]
+            s = min(SHELLS - 1, int(reach[i] * scale[j]))
+            after[i], head[j, s] = head[j, s], i
+            shell_cost[j, s] += cost[i]
+            top[j] = max(top[j], s)
+        cluster_cost[j] = shell_cost[j].sum()
+        j += 1
+        if j == k:
+            return chosen, labels
         cumulative = np.cumsum(cluster_cost[:j])
         best, best_total = -1, np.inf
         for t in range(trials):
+            # The draw: a cluster by cost, a shell in it by cost, a point in that by cost.
             c = _draw(cumulative, draws[j, t])
             target = draws[j, t] * cumulative[-1] - (cumulative[c - 1] if c > 0 else 0.0)
-            i, total, candidate = head[c], 0.0, head[c]
+            s = 0
+            while s < SHELLS - 1 and (shell_cost[c, s] <= target or head[c, s] < 0):
+                target -= shell_cost[c, s]
+                s += 1
+            while head[c, s] < 0:
+                s -= 1
+            i, total, candidate = head[c, s], 0.0, head[c, s]
             while i >= 0:
                 if cost[i] > 0:  # never an existing centre
                     candidate = i
@@ -179,34 +203,41 @@ def _seed_kernel(points, weights, k, draws):
                 i = after[i]
             total = 0.0
             for c in range(j):
-                if _distance2(points, candidate, points, chosen[c]) >= 4 * radius[c] * radius[c]:
-                    total += cluster_cost[c]
-                    continue
-                i = head[c]
-                while i >= 0:
-                    total += min(cost[i], weights[i] * _distance2(points, i, points, candidate))
-                    i = after[i]
+                apart = np.sqrt(_distance2(points, candidate, points, chosen[c]))
+                inner = cluster_cost[c]
+                for s in range(top[c], -1, -1):
+                    if apart >= 2 * (s + 1.000001) / scale[c]:  # (a hair wide of the shell's edge)
+                        break  # this shell and those inside it are too near their centre
+                    inner -= shell_cost[c, s]
+                    i = head[c, s]
+                    while i >= 0:
+                        total += min(cost[i], weights[i] * _distance2(points, i, points, candidate))
+                        i = after[i]
+                total += max(inner, 0.0)
             if total < best_total:
                 best, best_total = candidate, total
         chosen[j] = best
+        m = 0
         for c in range(j):
-            if _distance2(points, best, points, chosen[c]) >= 4 * radius[c] * radius[c]:
-                continue
-            i, head[c], radius[c], cluster_cost[c] = head[c], -1, 0.0, 0.0
-            while i >= 0:
-                following = after[i]
-                d = _distance2(points, i, points, best)
-                if weights[i] * d < cost[i]:
-                    cost[i], reach[i], labels[i] = weights[i] * d, np.sqrt(d), j
-                    after[i], head[j] = head[j], i
-                    radius[j] = max(radius[j], reach[i])
-                    cluster_cost[j] += cost[i]
-                else:
-                    after[i], head[c] = head[c], i
-                    radius[c] = max(radius[c], reach[i])
-                    cluster_cost[c] += cost[i]
-                i = following
-    return chosen, labels
+            apart = np.sqrt(_distance2(points, best, points, chosen[c]))
+            for s in range(top[c], -1, -1):
+                if apart >= 2 * (s + 1.000001) / scale[c]:
+                    break
+                i, head[c, s], shell_cost[c, s] = head[c, s], -1, 0.0
+                while i >= 0:
+                    following = after[i]
+                    d = _distance2(points, i, points, best)
+                    if weights[i] * d < cost[i]:
+                        cost[i], reach[i], labels[i] = weights[i] * d, np.sqrt(d), j
+                        joining[m] = i
+                        m += 1
+                    else:
+                        after[i], head[c, s] = head[c, s], i
+                        shell_cost[c, s] += cost[i]
+                    i = following
+            while top[c] > 0 and head[c, top[c]] < 0:
+                top[c] -= 1
+            cluster_cost[c] = shell_cost[c].sum()
 
 
 def _seed(points, weights, k, rng):
@@ -216,9 +247,10 @@ def _seed(points, weights, k, rng):
 
 
 def _neighbours(centres):
-    """The distances between centres and, for each centre, all centres in order of
-    distance from it: a search that starts from a good guess stops early. Empty
-    tables above NEIGHBOUR_MAX_K, where they cost more memory than they save time.
+    """For each centre, all centres in order of distance from it (`order`), and
+    those distances (`ranked`): a search that starts from a good guess stops early.
+    Empty tables above NEIGHBOUR_MAX_K, where they cost more memory than they save
+    time.
 
     Ties are ordered by centre number. numpy's sort (many times faster than numba's
     here) may order ties differently from one CPU to another: the rare rows with
@@ -231,13 +263,14 @@ def _neighbours(centres):
         apart += np.subtract.outer(centres[:, j], centres[:, j]) ** 2
     np.sqrt(apart, out=apart)
     order = np.argsort(apart, axis=1)
-    tied = (np.diff(np.take_along_axis(apart, order, axis=1), axis=1) == 0).any(axis=1)
+    ranked = np.take_along_axis(apart, order, axis=1)
+    tied = (np.diff(ranked, axis=1) == 0).any(axis=1)
     order[tied] = np.argsort(apart[tied], axis=1, kind="stable")
-    return apart, order.astype(np.int32)
+    return ranked, order.astype(np.int32)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _two_nearest(points, i, centres, guess, apart, order, drift, most):
+def _two_nearest(points, i, centres, guess, ranked, order, drift, most):
     """(label, squared distance to nearest, squared distance to second nearest) of
     point i. The centres are visited by distance from `guess` (as it was when the
     table was made: each centre c has moved `drift[c]` since, at most `most`); once a
@@ -251,7 +284,7 @@ def _two_nearest(points, i, centres, guess, apart, order, drift, most):
         if c == guess:
             continue
         if ordered:
-            reach = apart[guess, c] - drift[guess] - most - r
+            reach = ranked[guess, t] - drift[guess] - most - r
             if reach > 0 and reach * reach >= second:
                 break
         d = _distance2(points, i, centres, c)
@@ -263,11 +296,11 @@ def _two_nearest(points, i, centres, guess, apart, order, drift, most):
 
 
 @njit(cache=True, nogil=True)
-def _move(points, weights, old, new, labels, upper, lower, sums, mass, apart, order, drift):
+def _move(points, weights, old, new, labels, upper, lower, sums, mass, ranked, order, drift):
     """Move the centres from `old` to `new` and relabel every point whose nearest
     centre may have changed (Hamerly: only those whose bounds, upper on the distance
     to its own centre and lower on the distance to any other, no longer prove it),
-    keeping the per-cluster weighted sums and masses up to date. (apart, order) are
+    keeping the per-cluster weighted sums and masses up to date. (ranked, order) are
     a _neighbours table of the centres before they drifted by `drift`, which grows
     by this move. Returns the weight that changed cluster."""
     k = len(new)
@@ -287,9 +320,9 @@ def _move(points, weights, old, new, labels, upper, lower, sums, mass, apart, or
         for j in range(k):
             for t in range(k):  # nearest centres first: the rest are too far to matter
                 c = order[j, t]
-                if apart[c, j] - most - drift[j] >= reach[j] + fastest:
+                if ranked[j, t] - most - drift[j] >= reach[j] + fastest:
                     break
-                if c != j and moved[c] > drop[j] and apart[c, j] - drift[c] - drift[j] < reach[j] + moved[c]:
+                if c != j and moved[c] > drop[j] and ranked[j, t] - drift[c] - drift[j] < reach[j] + moved[c]:
                     drop[j] = moved[c]
     else:  # no table (large K): the largest move of any other centre
         drop[:] = moved[top]
@@ -300,12 +333,20 @@ def _move(points, weights, old, new, labels, upper, lower, sums, mass, apart, or
     drift += moved
     most = drift.max()
     # Half the distance from each centre to its nearest other: a point nearer than
-    # that to its own centre cannot be nearer to any other.
+    # that to its own centre cannot be nearer to any other. Searched exactly, in
+    # table order, until the table proves the rest farther.
     half = np.zeros(k)
     if len(order) and k > 1:
         for c in range(k):
-            other = order[c, 1] if order[c, 0] == c else order[c, 0]
-            half[c] = max(0.0, 0.5 * (apart[c, other] - drift[c] - most))
+            nearest = np.inf
+            for t in range(k):
+                other = order[c, t]
+                if other == c:
+                    continue
+                if ranked[c, t] - drift[c] - most >= nearest:
+                    break
+                nearest = min(nearest, np.sqrt(_distance2(new, c, new, other)))
+            half[c] = 0.5 * nearest
     changed = 0.0
     for i in range(len(points)):
         a = labels[i]
@@ -317,7 +358,7 @@ def _move(points, weights, old, new, labels, upper, lower, sums, mass, apart, or
         upper[i] = np.sqrt(_distance2(points, i, new, a))
         if upper[i] <= bound:
             continue
-        b, first, second = _two_nearest(points, i, new, a, apart, order, drift, most)
+        b, first, second = _two_nearest(points, i, new, a, ranked, order, drift, most)
         upper[i], lower[i] = np.sqrt(first), np.sqrt(second)
         if b != a:
             labels[i] = b
@@ -332,17 +373,24 @@ def _move(points, weights, old, new, labels, upper, lower, sums, mass, apart, or
 
 
 @njit(cache=True, nogil=True)
-def _assign(points, weights, centres, guesses, apart, order):
+def _assign(points, weights, centres, guesses, floors, ranked, order, drift):
     """Each point's nearest centre, its bounds (distance to that centre, and to the
-    second nearest), and the clusters' weighted sums and masses."""
+    second nearest), and the clusters' weighted sums and masses. `floors` are lower
+    bounds on each point's distance to any centre but its guess: a point nearer
+    than that to its guess needs no search."""
     k, n = len(centres), len(points)
     labels = np.empty(n, dtype=np.int64)
     upper, lower = np.empty(n), np.empty(n)
     sums, mass = np.zeros((k, 3)), np.zeros(k)
-    drift = np.zeros(k)
+    most = drift.max()
     for i in range(n):
-        a, first, second = _two_nearest(points, i, centres, guesses[i], apart, order, drift, 0.0)
-        labels[i], upper[i], lower[i] = a, np.sqrt(first), np.sqrt(second)
+        a = guesses[i]
+        first = np.sqrt(_distance2(points, i, centres, a))
+        if first <= floors[i]:
+            labels[i], upper[i], lower[i] = a, first, floors[i]
+        else:
+            a, first, second = _two_nearest(points, i, centres, a, ranked, order, drift, most)
+            labels[i], upper[i], lower[i] = a, np.sqrt(first), np.sqrt(second)
         w = weights[i]
         mass[a] += w
         for j in range(3):
@@ -350,26 +398,52 @@ def _assign(points, weights, centres, guesses, apart, order):
     return labels, upper, lower, sums, mass
 
 
-def _lloyd(points, weights, centres, guesses, tol, max_iter):
+def _lloyd(points, weights, centres, start, tol, max_iter, table=None):
     """Weighted Lloyd iterations from `centres` until less than `tol` of the weight
-    changes cluster; `guesses` are likely nearest centres (only a speed-up). Returns
-    the centres, each point's nearest among them, its bounds, the weighted squared
-    error, and the neighbour table with the centres' drift since it was made."""
-    apart, order = _neighbours(centres)
-    drift = np.zeros(len(centres))
-    labels, upper, lower, sums, mass = _assign(points, weights, centres, guesses, apart, order)
+    changes cluster. `start` is (guesses, floors) for _assign: likely nearest
+    centres, and what is known of the distance to the others (only speed-ups).
+    Returns the centres, each point's nearest among them, its bounds, and the
+    neighbour table with the centres' drift since it was made, which a later stage
+    starting from these centres can take as `table`."""
+    if table is None:
+        ranked, order, drift = *_neighbours(centres), np.zeros(len(centres))
+    else:
+        ranked, order, drift = table[0], table[1], table[2].copy()
+    labels, upper, lower, sums, mass = _assign(points, weights, centres, *start, ranked, order, drift)
     total = weights.sum()
     for _ in range(max_iter):
         new = np.divide(sums, mass[:, None], out=centres.copy(), where=mass[:, None] > 0)  # an empty cluster stays
         if drift.max() > REBUILD_DRIFT:  # the table's bounds got loose: sorting anew pays
-            apart, order = _neighbours(centres)
+            ranked, order = _neighbours(centres)
             drift[:] = 0
-        changed = _move(points, weights, centres, new, labels, upper, lower, sums, mass, apart, order, drift)
+        changed = _move(points, weights, centres, new, labels, upper, lower, sums, mass, ranked, order, drift)
         centres = new
         if changed <= tol * total:
             break
-    error = float(weights @ ((points - centres[labels]) ** 2).sum(axis=1))
-    return centres, labels, upper, lower, error, (apart, order, drift)
+    return centres, labels, upper, lower, (ranked, order, drift)
+
+
+@njit(cache=True, nogil=True)
+def _error(points, weights, centres, labels):
+    """The weighted squared error of a clustering."""
+    error = 0.0
+    for i in range(len(points)):
+        error += weights[i] * _distance2(points, i, centres, labels[i])
+    return error
+
+
+@njit(cache=True, nogil=True)
+def _inherit(points, parents, parent_of, labels, lower):
+    """A finer stage's start from a coarser one whose points (`parents`) pool these:
+    each point's guess is its parent's label, and its parent's lower bound, less
+    the distance between the two, bounds its distance to every other centre."""
+    n = len(points)
+    guesses, floors = np.empty(n, dtype=np.int64), np.empty(n)
+    for i in range(n):
+        p = parent_of[i]
+        guesses[i] = labels[p]
+        floors[i] = lower[p] - np.sqrt(_distance2(points, i, parents, p))
+    return guesses, floors
 
 
 @njit(cache=True, nogil=True)
@@ -396,11 +470,14 @@ def _pool_kernel(keys, points, weights, mask, table):
     return cell_keys[:cells], sums[:cells], mass[:cells], cell_of
 
 
-def _pool(keys, points, weights, bits):
+def _pool(keys, points, weights, bits, most=None):
     """Pool colours (packed RGB `keys`) into the cells of a grid of `bits` per
-    channel: (cell means, cell weights, each colour's cell)."""
+    channel: (cell means, cell weights, each colour's cell); None if that makes
+    more than `most` cells."""
     top = (0xFF << (8 - bits)) & 0xFF
     cell_keys, sums, mass, cell_of = _pool_kernel(keys, points, weights, np.uint32(top * 0x010101), _table())
+    if most is not None and len(cell_keys) > most:
+        return None
     # Cells in key order: cells near in colour then sit near in memory, which makes
     # seeding's walks through its per-cluster lists much faster.
     order = np.argsort(cell_keys)
@@ -446,18 +523,21 @@ def quantize(pixels, k, seed=0, space="rgb"):
     runs = []
     for _ in range(max(1, RESTARTS // k)):
         centres, guesses = _seed(cells, cell_weights, k, rng)
-        runs.append(_lloyd(cells, cell_weights, centres, guesses, TOL, MAX_ITER))
-    centres, cell_labels = min(runs, key=lambda run: run[4])[:2]
-    # Each finer stage starts from the labels of the coarser one, as guesses.
-    guesses = cell_labels[cell_of]
-    if cells is not points:
-        mid, mid_weights, mid_of = _pool(histogram.keys, points, weights, MID_BITS)
-        if 2 * len(mid) <= len(points):  # worth a stage of its own
-            mid_guesses = np.empty(len(mid), dtype=np.int64)
-            mid_guesses[mid_of] = guesses
-            centres, mid_labels = _lloyd(mid, mid_weights, centres, mid_guesses, TOL, MAX_ITER)[:2]
-            guesses = mid_labels[mid_of]
-    centres, labels, upper, lower, _, table = _lloyd(points, weights, centres, guesses, TOL, FINE_ITER)
+        runs.append(_lloyd(cells, cell_weights, centres, (guesses, np.zeros(len(cells))), TOL, MAX_ITER))
+    centres, labels, _, lower, table = min(runs, key=lambda run: _error(cells, cell_weights, *run[:2]))
+    # Each finer stage starts from the labels and bounds of the coarser one.
+    parents, parent_of = cells, cell_of
+    # A stage on a finer grid is worth its cost when it still pools two colours a cell.
+    mid = None if cells is points else _pool(histogram.keys, points, weights, MID_BITS, most=len(points) // 2)
+    if mid is not None:
+        mid, mid_weights, mid_of = mid
+        mid_parent = np.empty(len(mid), dtype=np.int64)
+        mid_parent[mid_of] = cell_of  # the grids nest: a 7-bit cell lies in one 6-bit cell
+        start = _inherit(mid, cells, mid_parent, labels, lower)
+        centres, labels, _, lower, table = _lloyd(mid, mid_weights, centres, start, TOL, MAX_ITER, table)
+        parents, parent_of = mid, mid_of
+    start = _inherit(points, parents, parent_of, labels, lower)
+    centres, labels, upper, lower, table = _lloyd(points, weights, centres, start, TOL, FINE_ITER, table)
 
     srgb = oklab_to_srgb(centres) if space == "oklab" else centres
     # Round, not truncate: truncation biases every channel down by half a level.
