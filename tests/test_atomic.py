@@ -156,7 +156,7 @@ def _wait_for(condition, timeout):
 
 
 def test_sigkill_during_encode_leaves_no_output(tmp_path):
-    source, out = tmp_path / "noise.png", tmp_path / "noise.kmz"
+    source = tmp_path / "noise.png"
     _noise_png(source, 768)
     process = subprocess.Popen([sys.executable, "-m", "kmz", "encode", str(source), "-k", "4096"], env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

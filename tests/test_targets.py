@@ -10,7 +10,7 @@ import kmz
 from kmz import cli
 from kmz import format as fmt
 from kmz.image import psnr
-from kmz.targets import first_yes, largest_k_for_bytes, smallest_k_for_psnr
+from kmz.targets import first_yes, largest_k_for_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "kodim03.png"
