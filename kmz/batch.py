@@ -455,10 +455,20 @@ def run(
     return summary
 
 
+def _source_bytes(task):
+    try:
+        return os.stat(task.source).st_size
+    except OSError:  # gone since the plan: the worker will report it
+        return 0
+
+
 def _drive(backend, tasks, job, convert, chunk_size, record, bar):
     """Keep about two chunks per slot in flight (bounded memory for millions of files, and
     few chunks to redo when a worker dies); record each chunk as it returns."""
     size = chunk_size or max(1, min(MAX_CHUNK, math.ceil(len(tasks) / (4 * backend.slots))))
+    # Largest files first (longest processing time first): the run then ends on small
+    # files, instead of one worker finishing a big one while the others wait.
+    tasks = sorted(tasks, key=_source_bytes, reverse=True)
     # Workers get absolute paths (their working folder may differ); the manifest keeps
     # the paths as the user gave them.
     by_path = {}

@@ -133,6 +133,15 @@ def test_run_records_every_file_and_a_bad_file_fails_alone(tmp_path):
     assert list(dst.glob(".*")) == []  # no temporary file left behind
 
 
+def test_run_starts_with_the_largest_files(tmp_path):
+    # One worker, one file a chunk: the manifest is in the order the files were sent.
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for name, size in [("a.png", 8), ("b.png", 64), ("c.png", 16), ("d.png", 32)]:
+        make_image(src / name, size=size)
+    batch.run(batch.plan([src], dst), batch.Job(k=K), manifest=dst / "log.jsonl", workers=1, chunk_size=1)
+    assert [Path(r["path"]).name for r in read_manifest(dst / "log.jsonl")] == ["b.png", "d.png", "c.png", "a.png"]
+
+
 def test_a_worker_that_dies_costs_only_its_file(tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
     names = ["a.png", "b.png", "poison.png", "c.png", "flaky.png", "d.png", "e.png", "f.png"]
