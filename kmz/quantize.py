@@ -9,7 +9,7 @@ every pixel, at a fraction of the cost), done coarse to fine:
    an image's colours touch are ever in memory);
 2. the colours are pooled into the cells of a 6-bit-per-channel grid (their
    weighted means), seeded with greedy weighted k-means++ and clustered there
-   (several starts for small K, keeping the best);
+   (for small K, the best of several starts made on a 5-bit grid);
 3. the centres are refined on a 7-bit grid, then by Lloyd passes on the exact
    colours, each stage starting from the labels of the one before;
 4. the centres are rounded to bytes, every distinct colour is assigned to its
@@ -37,11 +37,12 @@ MAX_K = 65536
 SPACES = ("rgb", "oklab")
 
 COARSE_BITS = 6  # seeding and first clustering: far fewer points, fine enough for K = 256
+TRIAL_BITS = 5  # where several starts compete (small K): cheaper still, as good a judge
 MID_BITS = 7  # a second pass on a finer grid, when it still pools two colours or more per cell
 TOL = 1e-3  # Lloyd stops when less than this fraction of the weight changed cluster
 MAX_ITER = 100
 FINE_ITER = 20  # Lloyd passes on the exact colours, at most: the last ones only polish
-RESTARTS = 96  # k-means++ starts on the coarse grid: RESTARTS // K of them, at least one
+RESTARTS = 192  # k-means++ starts: RESTARTS // K of them, at least one
 NEIGHBOUR_MAX_K = 1024  # above this, search every centre: (K, K) tables would cost too much
 SHELLS = 8  # seeding's rings of points per cluster, by distance from its centre
 REBUILD_DRIFT = 16.0  # re-sort the centre neighbour table once some centre moved this far
@@ -446,6 +447,14 @@ def _inherit(points, parents, parent_of, labels, lower):
     return guesses, floors
 
 
+def _parents(fine_of, coarse_of, cells):
+    """Each cell of a finer grid's cell of a coarser one, from each colour's cell in
+    both (the grids nest: a cell lies in one cell of any coarser grid)."""
+    parent = np.empty(cells, dtype=np.int64)
+    parent[fine_of] = coarse_of
+    return parent
+
+
 @njit(cache=True, nogil=True)
 def _pool_kernel(keys, points, weights, mask, table):
     """(key, weighted sum of points and weight of each cell, each point's cell), the
@@ -518,22 +527,28 @@ def quantize(pixels, k, seed=0, space="rgb"):
     if len(cells) < 4 * k:  # too few cells to tell k clusters apart: use the colours
         cells, cell_weights, cell_of = points, weights, np.arange(len(points))
     rng = np.random.default_rng(seed)
-    # Small palettes are cheap on the coarse grid and their k-means has poorer local
-    # optima: keep the best of several starts.
+    # Small palettes are cheap and their k-means has poorer local optima: keep the best
+    # of several starts, made on a coarser grid still when it has cells enough.
+    restarts = max(1, RESTARTS // k)
+    trial = None if restarts == 1 or cells is points else _pool(histogram.keys, points, weights, TRIAL_BITS)
+    if trial is None or len(trial[0]) < 4 * k:
+        trial = cells, cell_weights, cell_of
+    grid, grid_weights, grid_of = trial
     runs = []
-    for _ in range(max(1, RESTARTS // k)):
-        centres, guesses = _seed(cells, cell_weights, k, rng)
-        runs.append(_lloyd(cells, cell_weights, centres, (guesses, np.zeros(len(cells))), TOL, MAX_ITER))
-    centres, labels, _, lower, table = min(runs, key=lambda run: _error(cells, cell_weights, *run[:2]))
+    for _ in range(restarts):
+        centres, guesses = _seed(grid, grid_weights, k, rng)
+        runs.append(_lloyd(grid, grid_weights, centres, (guesses, np.zeros(len(grid))), TOL, MAX_ITER))
+    centres, labels, _, lower, table = min(runs, key=lambda run: _error(grid, grid_weights, *run[:2]))
     # Each finer stage starts from the labels and bounds of the coarser one.
+    if grid is not cells:
+        start = _inherit(cells, grid, _parents(cell_of, grid_of, len(cells)), labels, lower)
+        centres, labels, _, lower, table = _lloyd(cells, cell_weights, centres, start, TOL, MAX_ITER, table)
     parents, parent_of = cells, cell_of
     # A stage on a finer grid is worth its cost when it still pools two colours a cell.
     mid = None if cells is points else _pool(histogram.keys, points, weights, MID_BITS, most=len(points) // 2)
     if mid is not None:
         mid, mid_weights, mid_of = mid
-        mid_parent = np.empty(len(mid), dtype=np.int64)
-        mid_parent[mid_of] = cell_of  # the grids nest: a 7-bit cell lies in one 6-bit cell
-        start = _inherit(mid, cells, mid_parent, labels, lower)
+        start = _inherit(mid, cells, _parents(mid_of, cell_of, len(mid)), labels, lower)
         centres, labels, _, lower, table = _lloyd(mid, mid_weights, centres, start, TOL, MAX_ITER, table)
         parents, parent_of = mid, mid_of
     start = _inherit(points, parents, parent_of, labels, lower)
