@@ -84,6 +84,7 @@ def main():
     print(f"K = {args.k}; dB {'over libimagequant speed 1' if lib is not None else 'PSNR'}\n")
     print(f"| set | image | distinct colours | kmz | sklearn best of {args.inits} | random swap x{args.swaps} |")
     print("|---|---|---:|---:|---:|---:|")
+    number = "{:+.3f}" if lib is not None else "{:.3f}"
     columns = []
     for name in args.sets.split(","):
         paths = sorted((args.corpus / name).glob("*.png"))
@@ -104,9 +105,9 @@ def main():
                    mapped_psnr(pixels, histogram, swapped)]
             row = [value - base for value in row]
             columns.append(row)
-            print(f"| {name} | {path.name} | {len(colours)} | " + " | ".join(f"{v:+.3f}" if lib else f"{v:.3f}" for v in row) + " |", flush=True)
+            print(f"| {name} | {path.name} | {len(colours)} | " + " | ".join(number.format(v) for v in row) + " |", flush=True)
     means = np.mean(columns, axis=0)
-    print("| **mean** | | | " + " | ".join(f"**{v:+.3f}**" if lib else f"**{v:.3f}**" for v in means) + " |")
+    print("| **mean** | | | " + " | ".join(f"**{number.format(v)}**" for v in means) + " |")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ every pixel, at a fraction of the cost), done coarse to fine:
    weighted means), seeded with greedy weighted k-means++ and clustered there
    (for small K, the best of several starts made on a 5-bit grid);
 3. the centres are refined on a 7-bit grid, then by Lloyd passes on the exact
-   colours, each stage starting from the labels of the one before;
+   colours, each stage starting from the labels and bounds of the one before;
 4. the centres are rounded to bytes, every distinct colour is assigned to its
    nearest palette entry, and every pixel gets its colour's label in one gather.
 
@@ -449,7 +449,8 @@ def _inherit(points, parents, parent_of, labels, lower):
 
 def _parents(fine_of, coarse_of, cells):
     """Each cell of a finer grid's cell of a coarser one, from each colour's cell in
-    both (the grids nest: a cell lies in one cell of any coarser grid)."""
+    both (the grids nest: a cell lies in one cell of any coarser grid; the exact
+    colours are the finest grid, each colour its own cell)."""
     parent = np.empty(cells, dtype=np.int64)
     parent[fine_of] = coarse_of
     return parent
@@ -539,20 +540,19 @@ def quantize(pixels, k, seed=0, space="rgb"):
         centres, guesses = _seed(grid, grid_weights, k, rng)
         runs.append(_lloyd(grid, grid_weights, centres, (guesses, np.zeros(len(grid))), TOL, MAX_ITER))
     centres, labels, _, lower, table = min(runs, key=lambda run: _error(grid, grid_weights, *run[:2]))
-    # Each finer stage starts from the labels and bounds of the coarser one.
-    if grid is not cells:
-        start = _inherit(cells, grid, _parents(cell_of, grid_of, len(cells)), labels, lower)
-        centres, labels, _, lower, table = _lloyd(cells, cell_weights, centres, start, TOL, MAX_ITER, table)
-    parents, parent_of = cells, cell_of
-    # A stage on a finer grid is worth its cost when it still pools two colours a cell.
+    # Then finer and finer points: the 6-bit cells (unless the starts were made on
+    # them), the 7-bit ones when they still pool two colours a cell, the exact colours.
+    # Each stage starts from the labels and bounds of the one before.
+    stages = [] if grid is cells else [(cells, cell_weights, cell_of, MAX_ITER)]
     mid = None if cells is points else _pool(histogram.keys, points, weights, MID_BITS, most=len(points) // 2)
     if mid is not None:
-        mid, mid_weights, mid_of = mid
-        start = _inherit(mid, cells, _parents(mid_of, cell_of, len(mid)), labels, lower)
-        centres, labels, _, lower, table = _lloyd(mid, mid_weights, centres, start, TOL, MAX_ITER, table)
-        parents, parent_of = mid, mid_of
-    start = _inherit(points, parents, parent_of, labels, lower)
-    centres, labels, upper, lower, table = _lloyd(points, weights, centres, start, TOL, FINE_ITER, table)
+        stages.append((*mid, MAX_ITER))
+    stages.append((points, weights, np.arange(len(points)), FINE_ITER))
+    coarse, coarse_of = grid, grid_of
+    for finer, finer_weights, finer_of, passes in stages:
+        start = _inherit(finer, coarse, _parents(finer_of, coarse_of, len(finer)), labels, lower)
+        centres, labels, upper, lower, table = _lloyd(finer, finer_weights, centres, start, TOL, passes, table)
+        coarse, coarse_of = finer, finer_of
 
     srgb = oklab_to_srgb(centres) if space == "oklab" else centres
     # Round, not truncate: truncation biases every channel down by half a level.
