@@ -1,0 +1,58 @@
+/* A uniform grid over 3-D points (colours): the nearest-neighbour searches of large
+ * palettes visit the cells near a query instead of every centre. Items live in
+ * per-cell linked lists, so the grid can also grow one item at a time (seeding). */
+#ifndef KMZ_GRID_H
+#define KMZ_GRID_H
+
+#include <stdint.h>
+
+typedef struct {
+    double origin[3], size[3], inverse[3]; /* cell (i, j, l) starts at origin + (i, j, l) * size */
+    int64_t cells;                         /* per axis */
+    int64_t *head;                         /* cells^3 list heads, -1 for none */
+    int64_t *next;                         /* per item */
+} kmz_grid;
+
+/* The cells of a grid over the box lo..hi, about `items` / 2 of them; no lists. */
+void kmz_grid_shape(kmz_grid *grid, const double lo[3], const double hi[3], int64_t items);
+
+/* A grid shaped so, with lists for up to `items` items. Returns 0, or -1 when out of memory. */
+int kmz_grid_init(kmz_grid *grid, const double lo[3], const double hi[3], int64_t items);
+void kmz_grid_free(kmz_grid *grid);
+void kmz_grid_insert(kmz_grid *grid, const double at[3], int64_t item);
+
+/* The bounding box of n points (float32 or float64 rows of 3). */
+void kmz_bounds_f32(const float *points, int64_t n, double lo[3], double hi[3]);
+void kmz_bounds_f64(const double *points, int64_t n, double lo[3], double hi[3]);
+
+/* A grid holding the k centres, item c at centres[c]. Returns 0, or -1 when out of memory. */
+int kmz_grid_of_centres(kmz_grid *grid, const double *centres, int64_t k);
+
+/* The nearest centre to `at` (squared distance to *first) and the squared distance to
+ * the second nearest (*second; INFINITY when k = 1), exactly as a scan of every centre
+ * would find them: `guess` first (-1 for none), then in order of number, a centre
+ * replacing the best only when strictly nearer. `skip` (-1 for none) is left out. */
+int64_t kmz_grid_two_nearest(const kmz_grid *grid, const double *centres, const double at[3],
+                             int64_t guess, int64_t skip, double *first, double *second);
+
+/* The items in the cells that meet the cube of half-width `radius` around `at`.
+ * Returns how many. */
+int64_t kmz_grid_near(const kmz_grid *grid, const double at[3], double radius, int64_t *items);
+
+/* Balls listed in every cell of a grid's shape that their bounding cube meets: the
+ * balls that may contain a point are those listed in its cell. The lists are made
+ * all at once, each cell's a contiguous run, so that reading one is quick. */
+typedef struct {
+    int64_t *start;    /* per cell, and one more: where its run of items begins */
+    int64_t *item;     /* the ball numbers, cell after cell */
+    int64_t capacity;  /* of item */
+} kmz_balls;
+
+/* Lists the balls 0..count-1 (centres (count, 3), radii). Returns 0, or -1 when out of memory. */
+int kmz_balls_build(kmz_balls *balls, const kmz_grid *shape, const double *centres, const double *radii,
+                    int64_t count);
+void kmz_balls_free(kmz_balls *balls);
+/* Appends the balls listed in the cell of `at` to items; returns how many. */
+int64_t kmz_balls_at(const kmz_balls *balls, const kmz_grid *shape, const double at[3], int64_t *items);
+
+#endif

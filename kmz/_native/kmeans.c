@@ -1,0 +1,486 @@
+#include <math.h>
+#include <stdlib.h>
+
+#include "grid.h"
+#include "kmeans.h"
+
+/* Squared distance between two points: float32 arithmetic, as the points are. */
+static inline float point_distance2(const float *a, int64_t i, const float *b, int64_t j) {
+    float d0 = a[3 * i] - b[3 * j], d1 = a[3 * i + 1] - b[3 * j + 1], d2 = a[3 * i + 2] - b[3 * j + 2];
+    return d0 * d0 + d1 * d1 + d2 * d2;
+}
+
+/* Squared distance from a point to a centre, in float64. */
+static inline double centre_distance2(const float *points, int64_t i, const double *centres, int64_t c) {
+    double d0 = points[3 * i] - centres[3 * c], d1 = points[3 * i + 1] - centres[3 * c + 1],
+           d2 = points[3 * i + 2] - centres[3 * c + 2];
+    return d0 * d0 + d1 * d1 + d2 * d2;
+}
+
+static inline double centres_distance2(const double *a, int64_t i, const double *b, int64_t j) {
+    double d0 = a[3 * i] - b[3 * j], d1 = a[3 * i + 1] - b[3 * j + 1], d2 = a[3 * i + 2] - b[3 * j + 2];
+    return d0 * d0 + d1 * d1 + d2 * d2;
+}
+
+static double largest(const double *values, int64_t n) {
+    double top = values[0];
+    for (int64_t i = 1; i < n; i++)
+        if (values[i] > top)
+            top = values[i];
+    return top;
+}
+
+/* The index a uniform draw u in [0, 1) lands on, by bisection of a cumulative sum of
+ * n entries: the first entry above u x total, so never a zero-weight one. */
+static int64_t draw(const double *cumulative, int64_t n, double u) {
+    double target = u * cumulative[n - 1];
+    int64_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        int64_t mid = (lo + hi) / 2;
+        if (cumulative[mid] <= target)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* A candidate at distance `apart` from a cluster's centre can only take the points of
+ * shell s and beyond (triangle inequality), by a hair wide of the shell's edge. */
+static inline int shell_out_of_reach(double apart, int64_t s, double scale) {
+    return apart >= 2 * (s + 1.000001) / scale;
+}
+
+static int by_number(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* How far from cluster c's centre a candidate must be to take none of its points. */
+static inline double cluster_reach(const int64_t *top, const double *scale, int64_t c) {
+    return 2 * (top[c] + 1.000001) / scale[c];
+}
+
+/* Seeding keeps each cluster's points in KMZ_SHELLS linked lists by reach (distance
+ * from the cluster's centre), each with its cost: a candidate visits only the outer
+ * shells it could take points from, and counts the inner ones whole. Each cluster is
+ * listed in the cells of a grid that its cluster_reach meets, so a candidate looks
+ * only at the clusters listed in its own cell (those near enough to lose points to
+ * it, and a few more) and at those made since the lists were: clusters only shrink,
+ * so lists made once stay true, and they are made anew now and then. */
+int kmz_seed(const float *points, const double *weights, int64_t n, int64_t k,
+             const double *draws, int64_t trials, int64_t *chosen, int64_t *labels, kmz_poll *poll) {
+    enum { S = KMZ_SHELLS };
+    int status = KMZ_NO_MEMORY;
+    int64_t *head = malloc(sizeof(int64_t) * k * S), *after = malloc(sizeof(int64_t) * n);
+    int64_t *top = calloc(k, sizeof(int64_t)), *joining = malloc(sizeof(int64_t) * n);
+    double *shell_cost = calloc(k * S, sizeof(double)), *cluster_cost = calloc(k, sizeof(double));
+    double *scale = malloc(sizeof(double) * k), *cumulative = malloc(sizeof(double) * (n > k ? n : k));
+    double *cost = malloc(sizeof(double) * n), *reach = malloc(sizeof(double) * n);
+    int64_t *near = malloc(sizeof(int64_t) * k);
+    double *centre = malloc(sizeof(double) * 3 * k), *radius = malloc(sizeof(double) * k);
+    double lo[3], hi[3];
+    kmz_bounds_f32(points, n, lo, hi);
+    kmz_grid grid;
+    kmz_grid_shape(&grid, lo, hi, 2 * k); /* fine cells: few clusters listed in each */
+    kmz_balls balls = {0};
+    int64_t listed = 0; /* clusters 0..listed-1 are in the lists */
+    if (!head || !after || !top || !joining || !shell_cost || !cluster_cost || !scale || !cumulative
+        || !cost || !reach || !near || !centre || !radius)
+        goto done;
+    for (int64_t i = 0; i < k * S; i++)
+        head[i] = -1;
+    for (int64_t i = 0; i < n; i++)
+        labels[i] = 0;
+
+    double running = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        cumulative[i] = running += weights[i];
+    chosen[0] = draw(cumulative, n, draws[0]);
+    for (int64_t i = 0; i < n; i++) {
+        float d = point_distance2(points, i, points, chosen[0]);
+        cost[i] = weights[i] * d;
+        reach[i] = sqrtf(d);
+        joining[i] = i;
+    }
+    int64_t m = n, j = 0;
+    for (;;) {
+        /* Cluster j takes its m points: shells of equal width out to the farthest. */
+        double farthest = 0.0;
+        for (int64_t t = 0; t < m; t++)
+            if (reach[joining[t]] > farthest)
+                farthest = reach[joining[t]];
+        scale[j] = farthest > 0 ? S / farthest : 1.0;
+        for (int64_t t = m - 1; t >= 0; t--) {
+            int64_t i = joining[t];
+            int64_t s = (int64_t)(reach[i] * scale[j]);
+            if (s > S - 1)
+                s = S - 1;
+            after[i] = head[j * S + s];
+            head[j * S + s] = i;
+            shell_cost[j * S + s] += cost[i];
+            if (s > top[j])
+                top[j] = s;
+        }
+        cluster_cost[j] = 0.0;
+        for (int s = 0; s < S; s++)
+            cluster_cost[j] += shell_cost[j * S + s];
+        j++;
+        if (j == k)
+            break;
+        for (int a = 0; a < 3; a++)
+            centre[3 * (j - 1) + a] = points[3 * chosen[j - 1] + a];
+        /* List them all afresh when those made since cost a candidate more to look at
+         * than the lists cost to make (about sqrt(j) steps apart). */
+        if ((j - listed) * (j - listed) >= 8 * j || 2 * listed < j) {
+            for (int64_t c = 0; c < j; c++) /* a hair wide: sqrtf may round a distance just under */
+                radius[c] = cluster_reach(top, scale, c) * (1 + 1e-5) + 1e-6;
+            if (kmz_balls_build(&balls, &grid, centre, radius, j) < 0)
+                goto done;
+            listed = j;
+        }
+        running = 0.0;
+        for (int64_t c = 0; c < j; c++)
+            cumulative[c] = running += cluster_cost[c];
+        int64_t best = -1;
+        double best_gain = -INFINITY;
+        for (int64_t t = 0; t < trials; t++) {
+            /* The draw: a cluster by cost, a shell in it by cost, a point in that by cost. */
+            double u = draws[j * trials + t];
+            int64_t c = draw(cumulative, j, u);
+            double target = u * cumulative[j - 1] - (c > 0 ? cumulative[c - 1] : 0.0);
+            int64_t s = 0;
+            while (s < S - 1 && (shell_cost[c * S + s] <= target || head[c * S + s] < 0)) {
+                target -= shell_cost[c * S + s];
+                s++;
+            }
+            while (head[c * S + s] < 0)
+                s--;
+            int64_t candidate = head[c * S + s];
+            double total = 0.0;
+            for (int64_t i = candidate; i >= 0; i = after[i]) {
+                if (cost[i] > 0) /* never an existing centre */
+                    candidate = i;
+                total += cost[i];
+                if (total > target)
+                    break;
+            }
+            /* How much the total cost would fall were the candidate a centre. */
+            double at[3] = {points[3 * candidate], points[3 * candidate + 1], points[3 * candidate + 2]};
+            int64_t nearby = kmz_balls_at(&balls, &grid, at, near);
+            for (int64_t c = listed; c < j; c++)
+                near[nearby++] = c;
+            double gain = 0.0;
+            for (int64_t t2 = 0; t2 < nearby; t2++) {
+                int64_t other = near[t2];
+                float apart = sqrtf(point_distance2(points, candidate, points, chosen[other]));
+                double inner = cluster_cost[other], kept = 0.0;
+                for (int64_t s2 = top[other]; s2 >= 0; s2--) {
+                    if (shell_out_of_reach(apart, s2, scale[other]))
+                        break; /* this shell and those inside it are too near their centre */
+                    inner -= shell_cost[other * S + s2];
+                    for (int64_t i = head[other * S + s2]; i >= 0; i = after[i]) {
+                        double taken = weights[i] * point_distance2(points, i, points, candidate);
+                        kept += taken < cost[i] ? taken : cost[i];
+                    }
+                }
+                if (!shell_out_of_reach(apart, top[other], scale[other]))
+                    gain += cluster_cost[other] - (kept + (inner > 0.0 ? inner : 0.0));
+            }
+            if (gain > best_gain) {
+                best = candidate;
+                best_gain = gain;
+            }
+            if (kmz_poll_tick(poll, nearby + 1)) {
+                status = KMZ_INTERRUPTED;
+                goto done;
+            }
+        }
+        chosen[j] = best;
+        /* The points nearer the new centre than their own leave their shells for it,
+         * cluster by cluster in order of number. */
+        m = 0;
+        double at[3] = {points[3 * best], points[3 * best + 1], points[3 * best + 2]};
+        int64_t nearby = kmz_balls_at(&balls, &grid, at, near);
+        qsort(near, nearby, sizeof(int64_t), by_number);
+        for (int64_t c = listed; c < j; c++)
+            near[nearby++] = c;
+        for (int64_t t = 0; t < nearby; t++) {
+            int64_t c = near[t];
+            float apart = sqrtf(point_distance2(points, best, points, chosen[c]));
+            for (int64_t s = top[c]; s >= 0; s--) {
+                if (shell_out_of_reach(apart, s, scale[c]))
+                    break;
+                int64_t i = head[c * S + s];
+                head[c * S + s] = -1;
+                shell_cost[c * S + s] = 0.0;
+                while (i >= 0) {
+                    int64_t following = after[i];
+                    float d = point_distance2(points, i, points, best);
+                    if (weights[i] * d < cost[i]) {
+                        cost[i] = weights[i] * d;
+                        reach[i] = sqrtf(d);
+                        labels[i] = j;
+                        joining[m++] = i;
+                    } else {
+                        after[i] = head[c * S + s];
+                        head[c * S + s] = i;
+                        shell_cost[c * S + s] += cost[i];
+                    }
+                    i = following;
+                }
+            }
+            while (top[c] > 0 && head[c * S + top[c]] < 0)
+                top[c]--;
+            cluster_cost[c] = 0.0;
+            for (int s = 0; s < S; s++)
+                cluster_cost[c] += shell_cost[c * S + s];
+        }
+    }
+    status = KMZ_OK;
+done:
+    free(head), free(after), free(top), free(joining), free(shell_cost), free(cluster_cost);
+    free(scale), free(cumulative), free(cost), free(reach), free(near), free(centre), free(radius);
+    kmz_balls_free(&balls);
+    return status;
+}
+
+/* (label, squared distance to the nearest, to the second nearest) of point i. With a
+ * table the centres are visited by distance from `guess` (as it was when the table
+ * was made; each centre has drifted at most `most` since): once a centre is so far
+ * from it that the triangle inequality puts it beyond the second nearest so far, so
+ * are all the rest. Without one (large K), the grid of the centres finds what a scan
+ * of every centre would: `guess` if it is among the nearest, else the lowest number. */
+static int64_t two_nearest(const float *points, int64_t i, const double *centres, int64_t k,
+                           int64_t guess, const kmz_table *table, const kmz_grid *grid, double most,
+                           double *first_out, double *second_out) {
+    int64_t m = table->m;
+    if (m == 0) {
+        double at[3] = {points[3 * i], points[3 * i + 1], points[3 * i + 2]};
+        return kmz_grid_two_nearest(grid, centres, at, guess, -1, first_out, second_out);
+    }
+    int64_t best = guess;
+    double first = centre_distance2(points, i, centres, guess), second = INFINITY;
+    const double *ranked = table->ranked + guess * m;
+    const int32_t *order = table->order + guess * m;
+    double r = sqrt(first);
+    for (int64_t t = 0; t < k; t++) {
+        int64_t c = order[t];
+        if (c == guess)
+            continue;
+        double reach = ranked[t] - table->drift[guess] - most - r;
+        if (reach > 0 && reach * reach >= second)
+            break;
+        double d = centre_distance2(points, i, centres, c);
+        if (d < first) {
+            best = c;
+            second = first;
+            first = d;
+        } else if (d < second) {
+            second = d;
+        }
+    }
+    *first_out = first;
+    *second_out = second;
+    return best;
+}
+
+int kmz_assign(const float *points, const double *weights, int64_t n, const double *centres,
+               int64_t k, const int64_t *guesses, const double *floors, const kmz_table *table,
+               int64_t *labels, double *upper, double *lower, double *sums, double *mass,
+               kmz_poll *poll) {
+    double most = largest(table->drift, k);
+    kmz_grid grid = {0};
+    if (table->m == 0 && kmz_grid_of_centres(&grid, centres, k) < 0)
+        return KMZ_NO_MEMORY;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t a = guesses[i];
+        double first = sqrt(centre_distance2(points, i, centres, a));
+        if (first <= floors[i]) {
+            labels[i] = a;
+            upper[i] = first;
+            lower[i] = floors[i];
+        } else {
+            double second;
+            a = two_nearest(points, i, centres, k, a, table, &grid, most, &first, &second);
+            labels[i] = a;
+            upper[i] = sqrt(first);
+            lower[i] = sqrt(second);
+        }
+        double w = weights[i];
+        mass[a] += w;
+        for (int j = 0; j < 3; j++)
+            sums[3 * a + j] += w * points[3 * i + j];
+        if ((i & 0xFFF) == 0 && kmz_poll_tick(poll, 0x1000 * 8)) {
+            kmz_grid_free(&grid);
+            return KMZ_INTERRUPTED;
+        }
+    }
+    kmz_grid_free(&grid);
+    return KMZ_OK;
+}
+
+int kmz_move(const float *points, const double *weights, int64_t n, const double *old,
+             const double *centres, int64_t k, int64_t *labels, double *upper, double *lower,
+             double *sums, double *mass, kmz_table *table, double *changed_out, kmz_poll *poll) {
+    double *moved = malloc(sizeof(double) * k), *drop = calloc(k, sizeof(double));
+    double *reach = calloc(k, sizeof(double)), *half = calloc(k, sizeof(double));
+    int status = KMZ_NO_MEMORY;
+    kmz_grid grid = {0}, before = {0}; /* without a table: grids of the centres after and before */
+    int64_t *near = NULL;
+    if (!moved || !drop || !reach || !half || (table->m == 0 && kmz_grid_of_centres(&grid, centres, k) < 0))
+        goto done;
+    int64_t m = table->m, top = 0;
+    double *drift = table->drift;
+    for (int64_t c = 0; c < k; c++) {
+        moved[c] = sqrt(centres_distance2(centres, c, old, c));
+        if (moved[c] > moved[top])
+            top = c;
+    }
+    /* How much closer any centre but its own may have come to a point of cluster j:
+     * centre c only can if |c_c - c_j| < upper + lower + moved[c] for some point of j
+     * (triangle inequality), so only the moves of centres that near count. */
+    if (m) {
+        for (int64_t i = 0; i < n; i++)
+            if (upper[i] + lower[i] > reach[labels[i]])
+                reach[labels[i]] = upper[i] + lower[i];
+        double most = largest(drift, k), fastest = moved[top];
+        for (int64_t j = 0; j < k; j++) {
+            const double *ranked = table->ranked + j * m;
+            const int32_t *order = table->order + j * m;
+            for (int64_t t = 0; t < k; t++) { /* nearest centres first: the rest are too far */
+                int64_t c = order[t];
+                if (ranked[t] - most - drift[j] >= reach[j] + fastest)
+                    break;
+                if (c != j && moved[c] > drop[j] && ranked[t] - drift[c] - drift[j] < reach[j] + moved[c])
+                    drop[j] = moved[c];
+            }
+            if (kmz_poll_tick(poll, k)) {
+                status = KMZ_INTERRUPTED;
+                goto done;
+            }
+        }
+    } else if (k > 1) {
+        /* No table (large K): the same rule, the centres near enough found in a grid
+         * of the centres before the move, within reach[j] + the largest move. */
+        for (int64_t i = 0; i < n; i++)
+            if (upper[i] + lower[i] > reach[labels[i]])
+                reach[labels[i]] = upper[i] + lower[i];
+        if (kmz_grid_of_centres(&before, old, k) < 0 || (near = malloc(sizeof(int64_t) * k)) == NULL)
+            goto done;
+        for (int64_t j = 0; j < k; j++) {
+            int64_t count = kmz_grid_near(&before, old + 3 * j, (reach[j] + moved[top]) * (1 + 1e-9) + 1e-9, near);
+            for (int64_t t = 0; t < count; t++) {
+                int64_t c = near[t];
+                if (c != j && moved[c] > drop[j] && sqrt(centres_distance2(old, j, old, c)) < reach[j] + moved[c])
+                    drop[j] = moved[c];
+            }
+            if (kmz_poll_tick(poll, count + 1)) {
+                status = KMZ_INTERRUPTED;
+                goto done;
+            }
+        }
+    }
+    for (int64_t c = 0; c < k; c++)
+        drift[c] += moved[c];
+    double most = largest(drift, k);
+    /* Half the distance from each centre to its nearest other: a point nearer than
+     * that to its own centre cannot be nearer to any other. Searched exactly, in table
+     * order until the table proves the rest farther, or in the grid. */
+    if (m == 0 && k > 1) {
+        for (int64_t c = 0; c < k; c++) {
+            double nearest, unused;
+            kmz_grid_two_nearest(&grid, centres, centres + 3 * c, -1, c, &nearest, &unused);
+            half[c] = 0.5 * sqrt(nearest);
+        }
+    } else if (k > 1) {
+        for (int64_t c = 0; c < k; c++) {
+            const double *ranked = table->ranked + c * m;
+            const int32_t *order = table->order + c * m;
+            double nearest = INFINITY;
+            for (int64_t t = 0; t < k; t++) {
+                int64_t other = order[t];
+                if (other == c)
+                    continue;
+                if (ranked[t] - drift[c] - most >= nearest)
+                    break;
+                double d = sqrt(centres_distance2(centres, c, centres, other));
+                if (d < nearest)
+                    nearest = d;
+            }
+            half[c] = 0.5 * nearest;
+        }
+    }
+    double changed = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t a = labels[i];
+        upper[i] += moved[a];
+        lower[i] -= drop[a];
+        double bound = lower[i] > half[a] ? lower[i] : half[a];
+        if ((i & 0xFFF) == 0 && kmz_poll_tick(poll, 0x1000 * 8)) {
+            status = KMZ_INTERRUPTED;
+            goto done;
+        }
+        if (upper[i] <= bound)
+            continue;
+        upper[i] = sqrt(centre_distance2(points, i, centres, a));
+        if (upper[i] <= bound)
+            continue;
+        double first, second;
+        int64_t b = two_nearest(points, i, centres, k, a, table, &grid, most, &first, &second);
+        upper[i] = sqrt(first);
+        lower[i] = sqrt(second);
+        if (b != a) {
+            labels[i] = b;
+            double w = weights[i];
+            changed += w;
+            mass[a] -= w;
+            mass[b] += w;
+            for (int j = 0; j < 3; j++) {
+                sums[3 * a + j] -= w * points[3 * i + j];
+                sums[3 * b + j] += w * points[3 * i + j];
+            }
+        }
+    }
+    *changed_out = changed;
+    status = KMZ_OK;
+done:
+    free(moved), free(drop), free(reach), free(half), free(near);
+    kmz_grid_free(&grid);
+    kmz_grid_free(&before);
+    return status;
+}
+
+double kmz_error(const float *points, const double *weights, int64_t n, const double *centres,
+                 const int64_t *labels) {
+    double error = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        error += weights[i] * centre_distance2(points, i, centres, labels[i]);
+    return error;
+}
+
+void kmz_inherit(const float *points, int64_t n, const float *parents, const int64_t *parent_of,
+                 const int64_t *labels, const double *lower, int64_t *guesses, double *floors) {
+    for (int64_t i = 0; i < n; i++) {
+        int64_t p = parent_of[i];
+        guesses[i] = labels[p];
+        floors[i] = lower[p] - sqrtf(point_distance2(points, i, parents, p));
+    }
+}
+
+int kmz_nearest(const float *points, int64_t n, const double *centres, int64_t k, int64_t *labels,
+                kmz_poll *poll) {
+    kmz_grid grid = {0};
+    if (kmz_grid_of_centres(&grid, centres, k) < 0)
+        return KMZ_NO_MEMORY;
+    for (int64_t i = 0; i < n; i++) {
+        double at[3] = {points[3 * i], points[3 * i + 1], points[3 * i + 2]}, first, second;
+        labels[i] = kmz_grid_two_nearest(&grid, centres, at, -1, -1, &first, &second);
+        if ((i & 0xFFF) == 0 && kmz_poll_tick(poll, 0x1000 * 8)) {
+            kmz_grid_free(&grid);
+            return KMZ_INTERRUPTED;
+        }
+    }
+    kmz_grid_free(&grid);
+    return KMZ_OK;
+}

@@ -1,0 +1,311 @@
+/* kmz._kmeans: the quantizer's kernels (histogram.c, kmeans.c) for quantize.py.
+ *
+ * Argument checks and buffer handling only. Every array comes from the driver,
+ * which allocates outputs; the kernels run with the GIL released and stop on Ctrl-C.
+ */
+#include "module.h"
+
+#include "histogram.h"
+#include "kmeans.h"
+
+#define I64 "lq"
+#define F64 "d"
+#define F32 "f"
+#define U32 "I"
+#define I32 "i"
+#define U8 "B"
+
+typedef struct {
+    const char *name, *formats;
+    int ndim, writable;
+} spec;
+
+/* Buffers for the positional arguments, one spec each; returns the count got (all
+ * of them, or -1 with a Python error set and nothing held). */
+static int get_buffers(PyObject *args, const spec *specs, int count, Py_buffer *views) {
+    if (PyTuple_GET_SIZE(args) != count) {
+        PyErr_Format(PyExc_TypeError, "expected %d arguments, got %zd", count, PyTuple_GET_SIZE(args));
+        return -1;
+    }
+    for (int i = 0; i < count; i++) {
+        if (kmz_buffer(PyTuple_GET_ITEM(args, i), &views[i], specs[i].name, specs[i].formats,
+                       specs[i].ndim, specs[i].writable) < 0) {
+            while (i-- > 0)
+                PyBuffer_Release(&views[i]);
+            return -1;
+        }
+    }
+    return count;
+}
+
+static void release(Py_buffer *views, int count) {
+    for (int i = 0; i < count; i++)
+        PyBuffer_Release(&views[i]);
+}
+
+#define ROWS(view) ((view).shape[0])
+#define COLS(view) ((view).ndim > 1 ? (view).shape[1] : 1)
+
+/* Fails (with a ValueError naming the argument) unless the condition holds. */
+#define REQUIRE(condition, what) \
+    do { \
+        if (!(condition)) { \
+            PyErr_SetString(PyExc_ValueError, what); \
+            goto fail; \
+        } \
+    } while (0)
+
+static PyObject *count_colours(PyObject *self, PyObject *args) {
+    static const spec specs[] = {{"pixels", U8, 2, 0}, {"table", U32, 1, 1}, {"number", U32, 1, 1},
+                                 {"keys", U32, 1, 1}, {"counts", U32, 1, 1}};
+    Py_buffer v[5];
+    if (get_buffers(args, specs, 5, v) < 0)
+        return NULL;
+    int64_t n = ROWS(v[0]), distinct = 0;
+    REQUIRE(COLS(v[0]) == 3 && ROWS(v[1]) == 1 << 24 && n < UINT32_MAX, "pixels must be (n, 3), n < 2^32");
+    REQUIRE(ROWS(v[2]) == n && ROWS(v[3]) == n && ROWS(v[4]) == n, "number, keys, counts: n entries each");
+    kmz_released released;
+    kmz_poll poll;
+    KMZ_RELEASE(released, poll);
+    distinct = kmz_count_colours(v[0].buf, n, v[1].buf, v[2].buf, v[3].buf, v[4].buf, &poll);
+    KMZ_ACQUIRE(released);
+    release(v, 5);
+    return kmz_status(distinct < 0 ? (int)distinct : KMZ_OK) < 0 ? NULL : PyLong_FromLongLong(distinct);
+fail:
+    release(v, 5);
+    return NULL;
+}
+
+static PyObject *pool(PyObject *self, PyObject *args) {
+    static const spec specs[] = {{"keys", U32, 1, 0}, {"points", F32, 2, 0}, {"weights", F64, 1, 0},
+                                 {"table", U32, 1, 1}, {"cell_keys", U32, 1, 1}, {"sums", F64, 2, 1},
+                                 {"mass", F64, 1, 1}, {"cell_of", I64, 1, 1}};
+    PyObject *mask_object = PyTuple_GetItem(args, 8);
+    if (mask_object == NULL)
+        return NULL;
+    unsigned long mask = PyLong_AsUnsignedLong(mask_object);
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *arrays = PyTuple_GetSlice(args, 0, 8);
+    if (arrays == NULL)
+        return NULL;
+    Py_buffer v[8];
+    int got = get_buffers(arrays, specs, 8, v);
+    Py_DECREF(arrays);
+    if (got < 0)
+        return NULL;
+    int64_t n = ROWS(v[0]), cells = 0;
+    REQUIRE(ROWS(v[1]) == n && COLS(v[1]) == 3 && ROWS(v[2]) == n, "points (n, 3), weights (n)");
+    REQUIRE(ROWS(v[3]) == 1 << 24 && mask < 1 << 24, "table: 2^24 entries; mask: 24 bits");
+    REQUIRE(ROWS(v[4]) == n && ROWS(v[5]) == n && COLS(v[5]) == 3 && ROWS(v[6]) == n && ROWS(v[7]) == n,
+            "cell_keys, sums (n, 3), mass, cell_of: n entries each");
+    kmz_released released;
+    kmz_poll poll;
+    KMZ_RELEASE(released, poll);
+    cells = kmz_pool(v[0].buf, v[1].buf, v[2].buf, n, (uint32_t)mask, v[3].buf, v[4].buf, v[5].buf,
+                     v[6].buf, v[7].buf, &poll);
+    KMZ_ACQUIRE(released);
+    release(v, 8);
+    return kmz_status(cells < 0 ? (int)cells : KMZ_OK) < 0 ? NULL : PyLong_FromLongLong(cells);
+fail:
+    release(v, 8);
+    return NULL;
+}
+
+static PyObject *seed(PyObject *self, PyObject *args) {
+    static const spec specs[] = {{"points", F32, 2, 0}, {"weights", F64, 1, 0}, {"draws", F64, 2, 0},
+                                 {"chosen", I64, 1, 1}, {"labels", I64, 1, 1}};
+    Py_buffer v[5];
+    if (get_buffers(args, specs, 5, v) < 0)
+        return NULL;
+    int64_t n = ROWS(v[0]), k = ROWS(v[2]);
+    int status;
+    REQUIRE(n > 0 && COLS(v[0]) == 3 && ROWS(v[1]) == n && ROWS(v[4]) == n, "points (n, 3), weights and labels (n)");
+    REQUIRE(k >= 1 && k <= n && COLS(v[2]) >= 1 && ROWS(v[3]) == k, "draws (k, trials), chosen (k), 1 <= k <= n");
+    kmz_released released;
+    kmz_poll poll;
+    KMZ_RELEASE(released, poll);
+    status = kmz_seed(v[0].buf, v[1].buf, n, k, v[2].buf, COLS(v[2]), v[3].buf, v[4].buf, &poll);
+    KMZ_ACQUIRE(released);
+    release(v, 5);
+    if (kmz_status(status) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+fail:
+    release(v, 5);
+    return NULL;
+}
+
+/* The neighbour table arguments (ranked, order, drift) for k centres. */
+static int table_ok(Py_buffer *ranked, Py_buffer *order, Py_buffer *drift, int64_t k) {
+    int64_t m = COLS(*ranked);
+    if (ROWS(*drift) != k || ROWS(*order) != ROWS(*ranked) || COLS(*order) != m
+        || !((ROWS(*ranked) == 0 && m == 0) || (ROWS(*ranked) == k && m >= 1 && m <= k))) {
+        PyErr_SetString(PyExc_ValueError, "ranked, order: (k, m) or (0, 0); drift: (k)");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *assign(PyObject *self, PyObject *args) {
+    static const spec specs[] = {
+        {"points", F32, 2, 0}, {"weights", F64, 1, 0}, {"centres", F64, 2, 0}, {"guesses", I64, 1, 0},
+        {"floors", F64, 1, 0}, {"ranked", F64, 2, 0}, {"order", I32, 2, 0}, {"drift", F64, 1, 0},
+        {"labels", I64, 1, 1}, {"upper", F64, 1, 1}, {"lower", F64, 1, 1}, {"sums", F64, 2, 1},
+        {"mass", F64, 1, 1}};
+    Py_buffer v[13];
+    if (get_buffers(args, specs, 13, v) < 0)
+        return NULL;
+    int64_t n = ROWS(v[0]), k = ROWS(v[2]);
+    int status;
+    REQUIRE(COLS(v[0]) == 3 && ROWS(v[1]) == n && ROWS(v[3]) == n && ROWS(v[4]) == n, "points (n, 3), weights, guesses, floors (n)");
+    REQUIRE(k >= 1 && COLS(v[2]) == 3 && ROWS(v[11]) == k && COLS(v[11]) == 3 && ROWS(v[12]) == k, "centres, sums (k, 3), mass (k)");
+    REQUIRE(ROWS(v[8]) == n && ROWS(v[9]) == n && ROWS(v[10]) == n, "labels, upper, lower: n entries");
+    if (!table_ok(&v[5], &v[6], &v[7], k))
+        goto fail;
+    const int64_t *guesses = v[3].buf;
+    for (int64_t i = 0; i < n; i++)
+        REQUIRE(guesses[i] >= 0 && guesses[i] < k, "guesses must be centre numbers");
+    kmz_table table = {v[5].buf, v[6].buf, COLS(v[5]), v[7].buf};
+    kmz_released released;
+    kmz_poll poll;
+    KMZ_RELEASE(released, poll);
+    status = kmz_assign(v[0].buf, v[1].buf, n, v[2].buf, k, v[3].buf, v[4].buf, &table, v[8].buf,
+                        v[9].buf, v[10].buf, v[11].buf, v[12].buf, &poll);
+    KMZ_ACQUIRE(released);
+    release(v, 13);
+    if (kmz_status(status) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+fail:
+    release(v, 13);
+    return NULL;
+}
+
+static PyObject *move(PyObject *self, PyObject *args) {
+    static const spec specs[] = {
+        {"points", F32, 2, 0}, {"weights", F64, 1, 0}, {"old", F64, 2, 0}, {"new", F64, 2, 0},
+        {"labels", I64, 1, 1}, {"upper", F64, 1, 1}, {"lower", F64, 1, 1}, {"sums", F64, 2, 1},
+        {"mass", F64, 1, 1}, {"ranked", F64, 2, 0}, {"order", I32, 2, 0}, {"drift", F64, 1, 1}};
+    Py_buffer v[12];
+    if (get_buffers(args, specs, 12, v) < 0)
+        return NULL;
+    int64_t n = ROWS(v[0]), k = ROWS(v[3]);
+    int status;
+    double changed = 0.0;
+    REQUIRE(COLS(v[0]) == 3 && ROWS(v[1]) == n && ROWS(v[4]) == n && ROWS(v[5]) == n && ROWS(v[6]) == n,
+            "points (n, 3), weights, labels, upper, lower (n)");
+    REQUIRE(k >= 1 && ROWS(v[2]) == k && COLS(v[2]) == 3 && COLS(v[3]) == 3 && ROWS(v[7]) == k && COLS(v[7]) == 3
+            && ROWS(v[8]) == k, "old, new, sums (k, 3), mass (k)");
+    if (!table_ok(&v[9], &v[10], &v[11], k))
+        goto fail;
+    const int64_t *labels = v[4].buf;
+    for (int64_t i = 0; i < n; i++)
+        REQUIRE(labels[i] >= 0 && labels[i] < k, "labels must be centre numbers");
+    kmz_table table = {v[9].buf, v[10].buf, COLS(v[9]), v[11].buf};
+    kmz_released released;
+    kmz_poll poll;
+    KMZ_RELEASE(released, poll);
+    status = kmz_move(v[0].buf, v[1].buf, n, v[2].buf, v[3].buf, k, v[4].buf, v[5].buf, v[6].buf,
+                      v[7].buf, v[8].buf, &table, &changed, &poll);
+    KMZ_ACQUIRE(released);
+    release(v, 12);
+    if (kmz_status(status) < 0)
+        return NULL;
+    return PyFloat_FromDouble(changed);
+fail:
+    release(v, 12);
+    return NULL;
+}
+
+static PyObject *error(PyObject *self, PyObject *args) {
+    static const spec specs[] = {{"points", F32, 2, 0}, {"weights", F64, 1, 0}, {"centres", F64, 2, 0},
+                                 {"labels", I64, 1, 0}};
+    Py_buffer v[4];
+    if (get_buffers(args, specs, 4, v) < 0)
+        return NULL;
+    int64_t n = ROWS(v[0]), k = ROWS(v[2]);
+    REQUIRE(COLS(v[0]) == 3 && ROWS(v[1]) == n && ROWS(v[3]) == n && COLS(v[2]) == 3, "points (n, 3), centres (k, 3)");
+    const int64_t *labels = v[3].buf;
+    for (int64_t i = 0; i < n; i++)
+        REQUIRE(labels[i] >= 0 && labels[i] < k, "labels must be centre numbers");
+    double total;
+    Py_BEGIN_ALLOW_THREADS
+    total = kmz_error(v[0].buf, v[1].buf, n, v[2].buf, labels);
+    Py_END_ALLOW_THREADS
+    release(v, 4);
+    return PyFloat_FromDouble(total);
+fail:
+    release(v, 4);
+    return NULL;
+}
+
+static PyObject *inherit(PyObject *self, PyObject *args) {
+    static const spec specs[] = {{"points", F32, 2, 0}, {"parents", F32, 2, 0}, {"parent_of", I64, 1, 0},
+                                 {"labels", I64, 1, 0}, {"lower", F64, 1, 0}, {"guesses", I64, 1, 1},
+                                 {"floors", F64, 1, 1}};
+    Py_buffer v[7];
+    if (get_buffers(args, specs, 7, v) < 0)
+        return NULL;
+    int64_t n = ROWS(v[0]), parents = ROWS(v[1]);
+    REQUIRE(COLS(v[0]) == 3 && COLS(v[1]) == 3 && ROWS(v[2]) == n && ROWS(v[5]) == n && ROWS(v[6]) == n,
+            "points (n, 3), parents (p, 3), parent_of, guesses, floors (n)");
+    REQUIRE(ROWS(v[3]) == parents && ROWS(v[4]) == parents, "labels, lower: one per parent");
+    const int64_t *parent_of = v[2].buf;
+    for (int64_t i = 0; i < n; i++)
+        REQUIRE(parent_of[i] >= 0 && parent_of[i] < parents, "parent_of must be parent numbers");
+    Py_BEGIN_ALLOW_THREADS
+    kmz_inherit(v[0].buf, n, v[1].buf, parent_of, v[3].buf, v[4].buf, v[5].buf, v[6].buf);
+    Py_END_ALLOW_THREADS
+    release(v, 7);
+    Py_RETURN_NONE;
+fail:
+    release(v, 7);
+    return NULL;
+}
+
+static PyObject *nearest(PyObject *self, PyObject *args) {
+    static const spec specs[] = {{"points", F32, 2, 0}, {"centres", F64, 2, 0}, {"labels", I64, 1, 1}};
+    Py_buffer v[3];
+    if (get_buffers(args, specs, 3, v) < 0)
+        return NULL;
+    int64_t n = ROWS(v[0]), k = ROWS(v[1]);
+    int status;
+    REQUIRE(COLS(v[0]) == 3 && COLS(v[1]) == 3 && k >= 1 && ROWS(v[2]) == n, "points (n, 3), centres (k >= 1, 3), labels (n)");
+    kmz_released released;
+    kmz_poll poll;
+    KMZ_RELEASE(released, poll);
+    status = kmz_nearest(v[0].buf, n, v[1].buf, k, v[2].buf, &poll);
+    KMZ_ACQUIRE(released);
+    release(v, 3);
+    if (kmz_status(status) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+fail:
+    release(v, 3);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"nearest", nearest, METH_VARARGS, "nearest(points, centres, labels)"},
+    {"count_colours", count_colours, METH_VARARGS,
+     "count_colours(pixels, table, number, keys, counts) -> distinct colours"},
+    {"pool", pool, METH_VARARGS,
+     "pool(keys, points, weights, table, cell_keys, sums, mass, cell_of, mask) -> cells"},
+    {"seed", seed, METH_VARARGS, "seed(points, weights, draws, chosen, labels)"},
+    {"assign", assign, METH_VARARGS,
+     "assign(points, weights, centres, guesses, floors, ranked, order, drift, labels, upper, lower, sums, mass)"},
+    {"move", move, METH_VARARGS,
+     "move(points, weights, old, new, labels, upper, lower, sums, mass, ranked, order, drift) -> changed weight"},
+    {"error", error, METH_VARARGS, "error(points, weights, centres, labels) -> weighted squared error"},
+    {"inherit", inherit, METH_VARARGS, "inherit(points, parents, parent_of, labels, lower, guesses, floors)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "kmz._kmeans", "The quantizer's compiled kernels (see quantize.py).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__kmeans(void) {
+    return PyModule_Create(&module);
+}
