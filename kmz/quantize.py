@@ -5,8 +5,8 @@ colours, each weighted by how many pixels have it (the same centroids as cluster
 every pixel, at a fraction of the cost), done coarse to fine:
 
 1. a histogram of the distinct colours, through a table indexed by packed RGB
-   (64 MiB of address space per thread, kept for the next image: only the pages
-   an image's colours touch are ever in memory);
+   (64 MiB of address space, kept for the next image, at most one per core: only
+   the pages an image's colours touch are ever in memory);
 2. the colours are pooled into the cells of a 6-bit-per-channel grid (their
    weighted means), seeded with greedy weighted k-means++ and clustered there
    (for small K, the best of several starts made on a 5-bit grid);
@@ -16,14 +16,17 @@ every pixel, at a fraction of the cost), done coarse to fine:
    nearest palette entry, and every pixel gets its colour's label in one gather.
 
 Counting, pooling, seeding and each Lloyd pass are C loops (kmz._kmeans, from
-kmz/_native/), which run without the GIL and stop on Ctrl-C. Lloyd passes skip the points whose nearest centre provably did not change
-(Hamerly's bounds), and a search that cannot be skipped visits the centres in
-order of distance from the point's previous one, stopping as soon as the
-triangle inequality rules out the rest. Everything runs in one thread, in a
-fixed order: the same input gives the same output. Distances are measured in
-RGB or, on request, in Oklab.
+kmz/_native/), which run without the GIL and stop on Ctrl-C. Lloyd passes skip
+the points whose nearest centre provably did not change (Hamerly's bounds), and a
+search that cannot be skipped visits the centres in order of distance from the
+point's previous one, stopping as soon as the triangle inequality rules out the
+rest (above NEIGHBOUR_MAX_K, a grid over the centres stands in for that table).
+Everything runs in one thread, in a fixed order: the same input gives the same
+output. Distances are measured in RGB or, on request, in Oklab.
 """
 
+import contextlib
+import os
 import threading
 from dataclasses import dataclass
 
@@ -65,15 +68,27 @@ def _count_colours(pixels, table):
     return number, keys[:distinct].copy(), counts[:distinct].copy()
 
 
-_scratch = threading.local()
+# Scratch tables of 2^24 entries, indexed by packed RGB, kept from image to image: a
+# fresh one costs a page fault for every 4 KiB it touches, as much as the count. A
+# thread takes one for a pass and gives it back; at most one per core is kept, so
+# many threads (a Dask worker's, a caller's) cannot pile them up.
+_spare_tables = []
+_spare_lock = threading.Lock()
+_SPARE_MAX = os.cpu_count() or 1
 
 
+@contextlib.contextmanager
 def _table():
-    """This thread's 2^24-entry scratch table: kept from image to image because a
-    fresh one costs a page fault for every 4 KiB it touches, as much as the count."""
-    if not hasattr(_scratch, "table"):
-        _scratch.table = np.empty(1 << 24, dtype=np.uint32)
-    return _scratch.table
+    with _spare_lock:
+        table = _spare_tables.pop() if _spare_tables else None
+    if table is None:
+        table = np.empty(1 << 24, dtype=np.uint32)
+    try:
+        yield table
+    finally:
+        with _spare_lock:
+            if len(_spare_tables) < _SPARE_MAX:
+                _spare_tables.append(table)
 
 
 class _Histogram:
@@ -84,7 +99,8 @@ class _Histogram:
     """
 
     def __init__(self, pixels):
-        self.number, self.keys, self.counts = _count_colours(pixels, _table())
+        with _table() as table:
+            self.number, self.keys, self.counts = _count_colours(pixels, table)
         self.colours = _unpack(self.keys)
 
     def pixel_labels(self, colour_labels):
@@ -196,7 +212,8 @@ def _pool(keys, points, weights, bits, most=None):
     top = (0xFF << (8 - bits)) & 0xFF
     n = len(keys)
     cell_keys, sums, mass, cell_of = np.empty(n, np.uint32), np.zeros((n, 3)), np.zeros(n), np.empty(n, np.int64)
-    cells = _kmeans.pool(keys, points, weights, _table(), cell_keys, sums, mass, cell_of, top * 0x010101)
+    with _table() as table:
+        cells = _kmeans.pool(keys, points, weights, table, cell_keys, sums, mass, cell_of, top * 0x010101)
     if most is not None and cells > most:
         return None
     cell_keys, sums, mass = cell_keys[:cells], sums[:cells], mass[:cells]
