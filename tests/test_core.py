@@ -1,0 +1,138 @@
+"""The compiled core: what `import kmz` loads, large K, threads, and Ctrl-C.
+
+The kernels' arithmetic is pinned by tests/test_golden.py; this file covers what the
+move from a JIT to an extension built at install time promises besides."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kmz.quantize import nearest, quantize
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def test_import_loads_no_jit_scipy_or_scikit_learn():
+    probe = "import sys, kmz; print(' '.join(sorted(sys.modules)))"
+    loaded = set(subprocess.run([sys.executable, "-c", probe], env=ENV, capture_output=True, text=True,
+                                check=True).stdout.split())
+    assert "kmz._kmeans" in loaded
+    for heavy in ("numba", "llvmlite", "scipy", "sklearn"):
+        assert not any(name == heavy or name.startswith(heavy + ".") for name in loaded), heavy
+
+
+def brute_force_nearest(points, palette):
+    d = ((points[:, None, :].astype(np.int64) - palette[None, :, :].astype(np.int64)) ** 2).sum(2)
+    return d.min(axis=1)
+
+
+@pytest.mark.parametrize("k", [1500, 4096])
+def test_large_k_labels_are_nearest_entries(k):
+    """Above the neighbour-table limit the search walks a grid: it must still find
+    the nearest entry of every pixel."""
+    rng = np.random.default_rng(k)
+    pixels = rng.integers(0, 256, (20000, 3), dtype=np.uint8)
+    result = quantize(pixels, k)
+    assert len(np.unique(result.palette, axis=0)) > k * 0.9
+    got = ((pixels.astype(np.int64) - result.palette[result.labels].astype(np.int64)) ** 2).sum(1)
+    assert np.array_equal(got, brute_force_nearest(pixels, result.palette))
+
+
+def test_nearest_finds_the_lowest_numbered_of_the_nearest():
+    rng = np.random.default_rng(1)
+    palette = rng.integers(0, 256, (3000, 3)).astype(np.float64)
+    palette[7] = palette[2999]  # a tie: entry 7 must win
+    points = rng.integers(0, 256, (5000, 3)).astype(np.float32)
+    points[0] = palette[2999]
+    labels = nearest(points, palette)
+    best = brute_force_nearest(points.astype(np.uint8), palette.astype(np.uint8))
+    got = ((points - palette[labels]) ** 2).sum(1)
+    assert np.array_equal(got, best)
+    assert labels[0] == 7
+
+
+@pytest.mark.slow
+def test_k_65536_on_random_pixels_finishes():
+    """Every K is practical: the bench times this (at most 20 s); here it must finish
+    and label every colour with its nearest entry."""
+    pixels = np.random.default_rng(0).integers(0, 256, (70000, 3), dtype=np.uint8)
+    result = quantize(pixels, 65536)
+    assert len(result.palette) == 65536
+    got = ((pixels.astype(np.int64) - result.palette[result.labels].astype(np.int64)) ** 2).sum(1)
+    sample = slice(0, 2000)  # the brute force is K times the pixels: check a slice
+    assert np.array_equal(got[sample], brute_force_nearest(pixels[sample], result.palette))
+
+
+def test_threads_quantize_in_parallel_with_the_same_result():
+    """The kernels release the GIL; results do not depend on what else runs."""
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 256, (60000, 3), dtype=np.uint8) for _ in range(4)]
+    alone = [quantize(image, 64, seed=3).palette for image in images]
+    together = [None] * 4
+
+    def work(i):
+        together[i] = quantize(images[i], 64, seed=3).palette
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(np.array_equal(a, b) for a, b in zip(alone, together))
+
+
+@pytest.fixture(scope="module")
+def big_image(tmp_path_factory):
+    """A 12 MP photograph-like image: long enough to interrupt at several moments."""
+    folder = tmp_path_factory.mktemp("big")
+    sample = np.asarray(Image.open(ROOT / "samples" / "kodim03.png").convert("RGB"))
+    tiles = np.tile(sample, (16, 16, 1))[:3000, :4000]
+    noise = np.random.default_rng(0).integers(0, 8, tiles.shape, dtype=np.uint8)
+    path = folder / "big.png"
+    Image.fromarray(tiles + noise).save(path, compress_level=1)
+    return path
+
+
+def interrupt(args, delay, folder):
+    """Run kmz with args, send SIGINT after `delay` seconds; (status, stderr)."""
+    process = subprocess.Popen([sys.executable, "-m", "kmz", *args], env=ENV, cwd=folder,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    return process.returncode, stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.6, 1.2, 2.0, 3.0])
+def test_ctrl_c_during_encode_exits_130_and_leaves_nothing(big_image, tmp_path, delay):
+    status, stderr = interrupt(["encode", str(big_image), "-o", "out.kmz", "-k", "256"], delay, tmp_path)
+    if status == 0:
+        pytest.skip(f"the encode finished within {delay} s")
+    assert status == 130, stderr
+    assert stderr.strip().splitlines() == ["kmz: interrupted"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("coding", ["raw", "ctx"])
+@pytest.mark.parametrize("delay", [0.5, 1.0, 1.5])
+def test_ctrl_c_during_decode_exits_130_and_leaves_nothing(big_image, tmp_path, coding, delay):
+    encoded = tmp_path / f"big-{coding}.kmz"
+    subprocess.run([sys.executable, "-m", "kmz", "encode", str(big_image), "-o", str(encoded), "-k", "256",
+                    "--coding", coding, "-q"], env=ENV, check=True, capture_output=True)
+    status, stderr = interrupt(["decode", str(encoded), "-o", "out.png"], delay, tmp_path)
+    if status == 0:
+        pytest.skip(f"the decode finished within {delay} s")
+    assert status == 130, stderr
+    assert stderr.strip().splitlines() == ["kmz: interrupted"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [encoded.name]
