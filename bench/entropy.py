@@ -195,11 +195,6 @@ def main(argv=None):
     have_pngquant = shutil.which("pngquant") is not None
     if not have_pngquant:
         print("pngquant is not installed: its rows are skipped (apt-get install pngquant)\n")
-    # Compile the coder before any timing (numba caches it on disk afterwards).
-    start = time.perf_counter()
-    entropy.decode(entropy.encode(np.zeros((2, 2), np.uint16), np.zeros((2, 3), np.uint8)),
-                   np.zeros((2, 3), np.uint8), 2, 2)
-    print(f"ctx coder ready in {time.perf_counter() - start:.1f} s wall (numba compile or cache load)\n")
     cache = {}
     summary = []
     with tempfile.TemporaryDirectory() as folder:

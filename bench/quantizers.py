@@ -7,8 +7,7 @@ Every method runs on every image in the same process, interleaved, so machine lo
 hits them alike; times are medians per image and ratios are medians of per-image
 ratios. No dithering anywhere. Quality is RGB PSNR over all channels of the
 quantized image, and mean Oklab distance (delta E OK, x100) to the original.
-kmz's compiled loops are warmed up (compiled, or loaded from numba's cache) before
-any timing: that one-time cost per process is not counted.
+kmz's kernels are compiled at install time: there is nothing to warm up.
 """
 
 import argparse
@@ -262,9 +261,6 @@ def main():
     if lib is None:
         print("imagequant is not installed (pip install -e .[bench]): libimagequant rows skipped.\n")
     table = methods(args)
-    warm_up = np.random.default_rng(0).integers(0, 256, (4096, 3), dtype=np.uint8)
-    for space in ("rgb", "oklab"):
-        quantize(warm_up, 16, space=space)
     results = {}
     for name in args.sets.split(","):
         folder = args.corpus / name
