@@ -2,6 +2,9 @@
 
 import re
 import struct
+import subprocess
+import sys
+import textwrap
 import zlib
 from pathlib import Path
 
@@ -196,6 +199,57 @@ def test_allocation_bounded():
     payload = len(data) - fmt.OVERHEAD - 3
     assert 512 * 1024 < fmt.CTX_PIXELS_PER_BYTE * payload
 
+
+
+def test_short_payload_declaring_a_huge_image_is_refused_in_little_memory():
+    # 342 zero bytes (a 373-byte file at K = 2) hold about 3 M pixels of index 0, then run
+    # out: the 500 M pixels declared (1 GB of indices) must not be allocated to find that.
+    # tracemalloc sees numpy's allocations, the peak resident size the C coder's too.
+    script = textwrap.dedent(
+        """
+        import resource
+        import tracemalloc
+        import numpy as np
+        from kmz import entropy
+        from kmz.errors import LengthError
+
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        tracemalloc.start()
+        try:
+            entropy.decode(bytes(342), np.zeros((2, 3), np.uint8), 25000, 20000)
+        except LengthError as error:
+            print(error)
+        print(tracemalloc.get_traced_memory()[1] // 1024)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    message, traced_kib, resident_kib = run.stdout.splitlines()
+    assert re.fullmatch(r"truncated: the coded index data ends before pixel \(\d+, \d+\)", message), run.stderr
+    # Measured: 8 MB traced (the first chunk), 6 MB resident; 1.5 GB and 550 MB with numba.
+    assert int(traced_kib) < 32 * 1024
+    assert int(resident_kib) < 64 * 1024
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_decoding_in_chunks(monkeypatch, chunk):
+    # Chunks end mid-row, so the decoder's kept rows and coder state carry across calls.
+    palette = random_palette(40)
+    indices = smooth_indices(13, 17, 40)
+    payload = entropy.encode(indices, palette)
+    whole = entropy.decode(payload, palette, 17, 13)
+    damaged = payload[: len(payload) // 2]
+    with pytest.raises(LengthError) as one_call:
+        entropy.decode(damaged, palette, 17, 13)
+    monkeypatch.setattr(entropy, "CHUNK", chunk)
+    calls = []
+    assert np.array_equal(entropy.decode(payload, palette, 17, 13, progress=lambda *a: calls.append(a)), whole)
+    assert np.array_equal(whole, indices)
+    done = [min(n * chunk, 13 * 17) for n in range(1, -(-13 * 17 // chunk) + 1)]
+    assert calls == [(n, 13 * 17) for n in done]
+    with pytest.raises(LengthError) as chunked:
+        entropy.decode(damaged, palette, 17, 13)
+    assert str(chunked.value) == str(one_call.value)
 
 def test_vectors_good():
     names = sorted(p.stem for p in VECTORS.glob("*.kmz"))
