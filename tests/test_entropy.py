@@ -2,6 +2,9 @@
 
 import re
 import struct
+import subprocess
+import sys
+import textwrap
 import zlib
 from pathlib import Path
 
@@ -11,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kmz
-from kmz import entropy
+from kmz import _ctx, entropy
 from kmz import format as fmt
 from kmz.errors import (
     ChecksumError,
@@ -59,15 +62,13 @@ def smooth_indices(height, width, k, seed=0, noise=0.3):
 def test_palette_order_is_the_specified_one(k):
     """Encoder and decoder share the order, so a round trip cannot catch a wrong one:
     check it against spec/CODING.md 4.3 directly, duplicates (ties) included."""
-    palette = np.random.default_rng(k).integers(0, 8, (k, 3)) * 36  # many equal colours
-    bits, pal, order, rank, filled, _, _ = entropy._state(palette)
-    keys, tally = np.empty((2, k), np.int64), np.empty(256, np.int64)
+    palette = (np.random.default_rng(k).integers(0, 8, (k, 3)) * 36).astype(np.uint8)  # many equal colours
+    order = np.empty(k, np.uint16)
     for ref in sorted({0, k // 3, k - 1}):
-        entropy._fill(ref, bits, pal, order, rank, filled, keys, tally)
-        distance = ((pal - pal[ref]) ** 2).sum(axis=1)
+        _ctx.order(palette, ref, order)
+        distance = ((palette.astype(np.int64) - palette[ref]) ** 2).sum(axis=1)
         expected = np.lexsort((np.arange(k), distance))  # by distance, then by index
-        assert order[ref].tolist() == expected.tolist()
-        assert rank[ref][expected].tolist() == list(range(k))
+        assert order.tolist() == expected.tolist()
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 5, 16, 64, 256, 257, 1000, 4096])
@@ -198,6 +199,57 @@ def test_allocation_bounded():
     payload = len(data) - fmt.OVERHEAD - 3
     assert 512 * 1024 < fmt.CTX_PIXELS_PER_BYTE * payload
 
+
+
+def test_short_payload_declaring_a_huge_image_is_refused_in_little_memory():
+    # 342 zero bytes (a 373-byte file at K = 2) hold about 3 M pixels of index 0, then run
+    # out: the 500 M pixels declared (1 GB of indices) must not be allocated to find that.
+    # tracemalloc sees numpy's allocations, the peak resident size the C coder's too.
+    script = textwrap.dedent(
+        """
+        import resource
+        import tracemalloc
+        import numpy as np
+        from kmz import entropy
+        from kmz.errors import LengthError
+
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        tracemalloc.start()
+        try:
+            entropy.decode(bytes(342), np.zeros((2, 3), np.uint8), 25000, 20000)
+        except LengthError as error:
+            print(error)
+        print(tracemalloc.get_traced_memory()[1] // 1024)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    message, traced_kib, resident_kib = run.stdout.splitlines()
+    assert re.fullmatch(r"truncated: the coded index data ends before pixel \(\d+, \d+\)", message), run.stderr
+    # Measured: 8 MB traced (the first chunk), 6 MB resident; 1.5 GB and 550 MB with numba.
+    assert int(traced_kib) < 32 * 1024
+    assert int(resident_kib) < 64 * 1024
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_decoding_in_chunks(monkeypatch, chunk):
+    # Chunks end mid-row, so the decoder's kept rows and coder state carry across calls.
+    palette = random_palette(40)
+    indices = smooth_indices(13, 17, 40)
+    payload = entropy.encode(indices, palette)
+    whole = entropy.decode(payload, palette, 17, 13)
+    damaged = payload[: len(payload) // 2]
+    with pytest.raises(LengthError) as one_call:
+        entropy.decode(damaged, palette, 17, 13)
+    monkeypatch.setattr(entropy, "CHUNK", chunk)
+    calls = []
+    assert np.array_equal(entropy.decode(payload, palette, 17, 13, progress=lambda *a: calls.append(a)), whole)
+    assert np.array_equal(whole, indices)
+    done = [min(n * chunk, 13 * 17) for n in range(1, -(-13 * 17 // chunk) + 1)]
+    assert calls == [(n, 13 * 17) for n in done]
+    with pytest.raises(LengthError) as chunked:
+        entropy.decode(damaged, palette, 17, 13)
+    assert str(chunked.value) == str(one_call.value)
 
 def test_vectors_good():
     names = sorted(p.stem for p in VECTORS.glob("*.kmz"))

@@ -1,0 +1,208 @@
+/* kmz._ctx: coding 1 ("ctx", ctx.c) for entropy.py.
+ *
+ * Argument checks and buffer handling only; entropy.py turns statuses into kmz's
+ * errors. The kernels run with the GIL released and stop on Ctrl-C.
+ */
+#include "module.h"
+
+#include "ctx.h"
+
+/* A palette: (k, 3) bytes, 1 <= k <= KMZ_CTX_MAX_K. */
+static int get_palette(PyObject *object, Py_buffer *view) {
+    if (kmz_buffer(object, view, "palette", "B", 2, 0) < 0)
+        return -1;
+    if (view->shape[1] != 3 || view->shape[0] < 1 || view->shape[0] > KMZ_CTX_MAX_K) {
+        PyErr_Format(PyExc_ValueError, "palette must be (k, 3) with k from 1 to %d", KMZ_CTX_MAX_K);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *encode(PyObject *self, PyObject *args) {
+    PyObject *indices_object, *palette_object;
+    if (!PyArg_ParseTuple(args, "OO:encode", &indices_object, &palette_object))
+        return NULL;
+    Py_buffer indices, palette;
+    if (kmz_buffer(indices_object, &indices, "indices", "H", 2, 0) < 0)
+        return NULL;
+    if (get_palette(palette_object, &palette) < 0) {
+        PyBuffer_Release(&indices);
+        return NULL;
+    }
+    int64_t height = indices.shape[0], width = indices.shape[1], k = palette.shape[0], size = 0, pixel = 0;
+    if (width == 0 || height == 0) {
+        PyBuffer_Release(&indices);
+        PyBuffer_Release(&palette);
+        PyErr_SetString(PyExc_ValueError, "indices must be a non-empty (H, W) array");
+        return NULL;
+    }
+    uint8_t *payload = NULL;
+    kmz_released released;
+    kmz_poll poll;
+    KMZ_RELEASE(released, poll);
+    int status = kmz_ctx_encode(indices.buf, width, height, palette.buf, k, &payload, &size, &pixel, &poll);
+    KMZ_ACQUIRE(released);
+    PyBuffer_Release(&indices);
+    PyBuffer_Release(&palette);
+    if (kmz_status(status) < 0)
+        return NULL;
+    if (status == KMZ_CTX_INDEX)
+        return PyErr_Format(PyExc_ValueError, "indices must be below K = %lld: pixel %lld is not",
+                            (long long)k, (long long)pixel);
+    PyObject *bytes = PyBytes_FromStringAndSize((const char *)payload, size);
+    free(payload);
+    return bytes;
+}
+
+static PyObject *order(PyObject *self, PyObject *args) {
+    PyObject *palette_object, *order_object;
+    long long ref;
+    if (!PyArg_ParseTuple(args, "OLO:order", &palette_object, &ref, &order_object))
+        return NULL;
+    Py_buffer palette, out;
+    if (get_palette(palette_object, &palette) < 0)
+        return NULL;
+    if (kmz_buffer(order_object, &out, "order", "H", 1, 1) < 0) {
+        PyBuffer_Release(&palette);
+        return NULL;
+    }
+    int64_t k = palette.shape[0];
+    int status = KMZ_OK;
+    if (ref < 0 || ref >= k || out.shape[0] != k)
+        PyErr_SetString(PyExc_ValueError, "ref must be a palette index and order have k entries");
+    else
+        status = kmz_ctx_order(palette.buf, k, ref, out.buf);
+    PyBuffer_Release(&palette);
+    PyBuffer_Release(&out);
+    if (PyErr_Occurred() || kmz_status(status) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* Decoder(payload, palette, width, height): holds the payload's buffer while it lives. */
+typedef struct {
+    PyObject_HEAD
+    Py_buffer payload;
+    kmz_ctx_decoder *decoder;
+    int64_t remaining;
+    int busy; /* decoding in some thread, with the GIL released */
+} Decoder;
+
+static int Decoder_init(Decoder *self, PyObject *args, PyObject *kwargs) {
+    PyObject *payload_object, *palette_object;
+    long long width, height;
+    static char *keywords[] = {"payload", "palette", "width", "height", NULL};
+    if (self->decoder) {
+        PyErr_SetString(PyExc_RuntimeError, "Decoder is already initialised");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOLL:Decoder", keywords, &payload_object, &palette_object,
+                                     &width, &height))
+        return -1;
+    if (width < 1 || height < 1 || width > INT64_MAX / height) {
+        PyErr_SetString(PyExc_ValueError, "width and height must be positive");
+        return -1;
+    }
+    Py_buffer palette;
+    if (get_palette(palette_object, &palette) < 0)
+        return -1;
+    if (kmz_buffer(payload_object, &self->payload, "payload", "B", 1, 0) < 0) {
+        PyBuffer_Release(&palette);
+        return -1;
+    }
+    self->decoder = kmz_ctx_decoder_new(self->payload.buf, self->payload.len, palette.buf, palette.shape[0],
+                                        width, height);
+    PyBuffer_Release(&palette);
+    if (!self->decoder) {
+        PyBuffer_Release(&self->payload);
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->remaining = width * height;
+    return 0;
+}
+
+static void Decoder_dealloc(Decoder *self) {
+    if (self->decoder) {
+        kmz_ctx_decoder_free(self->decoder);
+        PyBuffer_Release(&self->payload);
+    }
+    PyTypeObject *type = Py_TYPE(self);
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+static PyObject *Decoder_decode(Decoder *self, PyObject *args) {
+    PyObject *indices_object;
+    if (!PyArg_ParseTuple(args, "O:decode", &indices_object))
+        return NULL;
+    if (!self->decoder || self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, self->busy ? "Decoder is busy in another thread"
+                                                       : "Decoder is not initialised");
+        return NULL;
+    }
+    Py_buffer indices;
+    if (kmz_buffer(indices_object, &indices, "indices", "H", 1, 1) < 0)
+        return NULL;
+    int64_t count = indices.shape[0], pixel = 0;
+    if (count > self->remaining) {
+        PyBuffer_Release(&indices);
+        return PyErr_Format(PyExc_ValueError, "indices: %lld entries, only %lld pixels are left",
+                            (long long)count, (long long)self->remaining);
+    }
+    self->busy = 1;
+    kmz_released released;
+    kmz_poll poll;
+    KMZ_RELEASE(released, poll);
+    int status = kmz_ctx_decode(self->decoder, indices.buf, count, &pixel, &poll);
+    KMZ_ACQUIRE(released);
+    self->busy = 0;
+    PyBuffer_Release(&indices);
+    if (kmz_status(status) < 0)
+        return NULL;
+    if (status == KMZ_OK)
+        self->remaining -= count;
+    return Py_BuildValue("iL", status, (long long)pixel);
+}
+
+static PyMethodDef Decoder_methods[] = {
+    {"decode", (PyCFunction)Decoder_decode, METH_VARARGS,
+     "decode(indices) -> (status, pixel): the next len(indices) pixels into indices (uint16); "
+     "status 0, or a ctx.h status with the pixel where it was found"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot Decoder_slots[] = {
+    {Py_tp_doc, "Decoder(payload, palette, width, height): a coding-1 payload decoded a chunk at a time."},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_init, Decoder_init},
+    {Py_tp_dealloc, Decoder_dealloc},
+    {Py_tp_methods, Decoder_methods},
+    {0, NULL},
+};
+
+static PyType_Spec Decoder_spec = {"kmz._ctx.Decoder", sizeof(Decoder), 0, Py_TPFLAGS_DEFAULT, Decoder_slots};
+
+static PyMethodDef methods[] = {
+    {"encode", encode, METH_VARARGS, "encode(indices, palette) -> payload: indices (H, W) uint16, palette (k, 3) uint8"},
+    {"order", order, METH_VARARGS, "order(palette, ref, order): the palette indices by distance to entry ref"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "kmz._ctx", "Coding 1 (\"ctx\"), compiled (see entropy.py).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__ctx(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    PyObject *type = PyType_FromSpec(&Decoder_spec);
+    if (!type || PyModule_AddObject(m, "Decoder", type) < 0) {
+        Py_XDECREF(type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
