@@ -155,17 +155,32 @@ def _wait_for(condition, timeout):
     return False
 
 
+SLOW_QUANTIZE_ENCODE = """
+import sys, time
+import kmz.image
+real_quantize = kmz.image.quantize
+def slow_quantize(*args, **kwargs):  # killed in the middle of the encode, whatever the speed
+    result = real_quantize(*args, **kwargs)
+    open(sys.argv[-1], "w").close()
+    time.sleep(60)
+    return result
+kmz.image.quantize = slow_quantize
+from kmz.cli import main
+sys.exit(main(sys.argv[1:-1]))
+"""
+
+
 def test_sigkill_during_encode_leaves_no_output(tmp_path):
-    source = tmp_path / "noise.png"
-    _noise_png(source, 768)
-    process = subprocess.Popen([sys.executable, "-m", "kmz", "encode", str(source), "-k", "4096"], env=ENV,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # Past the imports and into k-means: 4096 centres for ~590,000 colours take far longer.
-    time.sleep(3.0)
-    assert process.poll() is None, "the encode finished before it could be killed"
-    process.send_signal(signal.SIGKILL)
+    source, marker = tmp_path / "noise.png", tmp_path / "quantized"
+    _noise_png(source, 256)
+    process = subprocess.Popen([sys.executable, "-c", SLOW_QUANTIZE_ENCODE, "encode", str(source), "-k", "256",
+                                str(marker)], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_for(marker.exists, 120), "the encode never got through quantization"
+    finally:
+        process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["noise.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noise.png", "quantized"]
 
 
 SLOW_FSYNC_ENCODE = """
