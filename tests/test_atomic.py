@@ -155,6 +155,7 @@ def _wait_for(condition, timeout):
     return False
 
 
+@pytest.mark.slow
 def test_sigkill_during_encode_leaves_no_output(tmp_path):
     source = tmp_path / "noise.png"
     _noise_png(source, 768)
@@ -180,6 +181,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_sigkill_while_writing_keeps_the_old_output(tmp_path):
     source, out = tmp_path / "noise.png", tmp_path / "noise.kmz"
     _noise_png(source, 64)

@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 import kmz
 from kmz import format as fmt
 
+pytestmark = pytest.mark.slow  # thousands of examples: CI runs them with -m slow
+
 MAX_PIXELS = 1 << 16
 FUZZ = settings(max_examples=1500, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
