@@ -5,7 +5,7 @@ images against a plain loop in this process. A third table replaces the encoder 
 10 ms sleep: it shows how well the pool overlaps files when CPU is not the limit,
 which on a shared machine the first table cannot.
 
-    python bench/batch.py [--rounds 3] [-k 64] [--tiny 200]
+    python bench/batch.py [--corpus DIR] [--rounds 3] [-k 64] [--tiny 200]
 
 The configurations run interleaved, round after round, and medians are quoted: the
 machine is shared, so only same-run ratios mean much. Prints Markdown tables.
@@ -25,11 +25,10 @@ import numpy as np
 from PIL import Image
 from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from kmz import batch  # noqa: E402
-
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
 
 def child_cpu():
@@ -67,13 +66,15 @@ def sleep_convert(source, target, job):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus",
+                        help="folder of image sets (default: shared/corpus beside the project folder)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("-k", type=int, default=64)
     parser.add_argument("--tiny", type=int, default=200, help="how many 8x8 images")
     args = parser.parse_args()
-    images = sorted((CORPUS / "kodak").glob("*.png")) + sorted((CORPUS / "photos").glob("*.png"))
+    images = sorted((args.corpus / "kodak").glob("*.png")) + sorted((args.corpus / "photos").glob("*.png"))
     if not images:
-        sys.exit(f"no corpus at {CORPUS}")
+        sys.exit(f"no corpus at {args.corpus}: pass --corpus")
     job = batch.Job(k=args.k)
 
     with tempfile.TemporaryDirectory() as tmp:

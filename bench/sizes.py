@@ -1,5 +1,5 @@
 """Sizes and quality of .kmz on a sample at K = 2 .. 256, as the Markdown table in
-README.md ("Sizes and quality").
+docs/sizes.md.
 
     python bench/sizes.py [IMAGE]      # default: samples/kodim03.png
 """

@@ -6,9 +6,9 @@ Three steps, each usable alone:
   a file named on the command line (or matched by a glob) is always tried, whatever its
   suffix; a folder is walked recursively, skipping hidden files and folders (names
   starting with "."), the destination folder, and files whose suffix is not one of
-  image_suffixes() (encoding) or ".kmz" (decoding). An output that exists is skipped unless
-  `force`; two inputs that map to the same output (a.png and a.jpg -> a.kmz) both fail
-  rather than one silently winning.
+  image_suffixes() (encoding) or ".kmz" (decoding). An output that exists is left to
+  run() unless `force`; two inputs that map to the same output (a.png and a.jpg ->
+  a.kmz) both fail rather than one silently winning.
 - convert_file(): one file, in a worker. Any exception becomes a failed record, so one bad
   file never stops the rest.
 - run(): chunks of tasks (paths, never pixels) on a concurrent.futures-style executor: a
@@ -16,9 +16,16 @@ Three steps, each usable alone:
   no results: see _LocalBackend and _DaskBackend for how each recovers.
 
 Every finished file is appended to a JSON-lines manifest as soon as its chunk returns.
+A rerun resumes: an output the manifest records as done is skipped, and one it does not
+record (written by a run killed before its chunk returned) is checked in a worker and
+recorded, or redone if it is damaged, so each input ends with one line.
+
+Workers die with the batch process, however it ends (see _die_with_parent): a worker
+left running after a kill -9 would keep writing outputs that no manifest records.
 """
 
 import contextlib
+import ctypes
 import functools
 import json
 import math
@@ -36,8 +43,10 @@ from dataclasses import dataclass, field
 from glob import glob
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
+from . import format as fmt
 from . import io
 from .errors import KmzError, WriteError
 from .image import encode, psnr
@@ -71,23 +80,39 @@ _GLOB_MAGIC = re.compile(r"[*?[]")
 
 @dataclass(frozen=True)
 class Job:
-    """What to do with each file: encode with k and seed, or decode to PNG."""
+    """What to do with each file: decode to PNG, or encode with kmz.encode's options
+    (k None is encode's default). max_pixels is fixed when the Job is made: workers (a
+    Dask cluster's among them) apply the caller's kmz.MAX_IMAGE_PIXELS, not their own."""
 
     decode: bool = False
-    k: int = 64
+    k: int = None
     seed: int = 0
+    coding: str = "raw"
+    space: str = "rgb"
+    dither: bool = False
+    psnr: float = None
+    max_bytes: int = None
+    strict: bool = False
+    frame: int = None
+    background: str = io.DEFAULT_BACKGROUND
+    max_pixels: int = fmt.PACKAGE_LIMIT
+
+    def __post_init__(self):
+        if self.max_pixels is fmt.PACKAGE_LIMIT:
+            object.__setattr__(self, "max_pixels", sys.modules[__package__].MAX_IMAGE_PIXELS)
 
 
 @dataclass(frozen=True)
 class Task:
     source: Path
     target: Path
+    found: bool = False  # the output exists, unrecorded: check it, and redo it if damaged
 
 
 @dataclass
 class Plan:
     tasks: list  # Task: to convert
-    skipped: list  # Task: the output exists (and force was not given)
+    skipped: list  # Task: the output exists (and force was not given); see run()
     failed: list  # manifest records of inputs refused before any work
     ignored: int = 0  # files in walked folders that are not inputs (suffix, hidden)
 
@@ -95,6 +120,7 @@ class Plan:
 @dataclass
 class Summary:
     done: int = 0
+    found: int = 0  # outputs an earlier run wrote but did not record, checked and recorded
     skipped: int = 0
     failed: int = 0
     ignored: int = 0
@@ -106,8 +132,9 @@ class Summary:
     def __str__(self):
         rate = self.done / self.seconds if self.seconds else 0.0
         ignored = f", {self.ignored:,} ignored (not images)" if self.ignored else ""
+        found = f", {self.found:,} found already written (checked)" if self.found else ""
         return (
-            f"kmz batch: {self.done:,} done, {self.skipped:,} skipped (output exists), "
+            f"kmz batch: {self.done:,} done{found}, {self.skipped:,} skipped (output exists), "
             f"{self.failed:,} failed{ignored}; {self.bytes:,} bytes written in "
             f"{self.seconds:.1f} s ({rate:.1f} files/s); manifest {self.manifest}"
         )
@@ -161,7 +188,7 @@ def _expand(source, suffixes, exclude):
 
 def _record(task, status, error=None, **fields):
     record = {"path": str(task.source), "output": str(task.target), "status": status}
-    record.update({"bytes": None, "k": None, "psnr": None, "seconds": None}, **fields)
+    record.update({"bytes": None, "k": None, "psnr": None, "notes": [], "seconds": None, "found": False}, **fields)
     record["error"] = error
     return record
 
@@ -196,6 +223,8 @@ def plan(sources, destination, decode=False, force=False):
         task = tasks[0]
         if not target.exists():
             result.tasks.append(task)
+        elif not target.is_file():  # a folder, a FIFO, a device: never replaced, never read
+            result.failed.append(_record(task, "failed", f"{target}: exists and is not a regular file"))
         elif os.path.samefile(target, task.source):
             result.failed.append(_record(task, "failed", f"{target}: refusing to overwrite the input"))
         elif force:
@@ -208,28 +237,59 @@ def plan(sources, destination, decode=False, force=False):
 # Work, in a worker process --------------------------------------------------------
 
 
-def convert_file(source, target, job):
-    """Encode (or decode) one file to target, atomically; returns bytes, k and psnr.
+def _quality(pixels, decoded):
+    """PSNR for the manifest: None when lossless."""
+    quality = psnr(pixels, decoded)
+    return None if math.isinf(quality) else round(quality, 3)
 
-    psnr is None when the encoding is lossless (or when decoding)."""
+
+def convert_file(source, target, job):
+    """Encode (or decode) one file to target, atomically; returns bytes, k, psnr and notes.
+
+    psnr is None when the encoding is lossless (or when decoding); notes say what was done
+    to an odd input (as kmz encode prints them), and how a quality target was met."""
     io.make_folder(Path(target).parent)
     if job.decode:
-        image = open_kmz(source)
+        image = open_kmz(source, max_pixels=job.max_pixels)
         image.save(target)
-        return {"bytes": os.path.getsize(target), "k": image.k, "psnr": None}
-    pixels = io.read_image(source)
-    image = encode(pixels, k=job.k, seed=job.seed)
+        return {"bytes": os.path.getsize(target), "k": image.k, "psnr": None, "notes": []}
+    pixels, notes = io.open_image(source, job.frame, job.background, job.max_pixels)
+    image = encode(pixels, k=job.k, seed=job.seed, psnr=job.psnr, max_bytes=job.max_bytes, strict=job.strict,
+                   coding=job.coding, space=job.space, dither=job.dither, max_pixels=None)  # checked by open_image
     image.save(target)
-    quality = psnr(pixels, image.to_array())
-    return {"bytes": os.path.getsize(target), "k": image.k, "psnr": None if math.isinf(quality) else round(quality, 3)}
+    if image.target:
+        notes.append(image.target.describe())
+    return {"bytes": os.path.getsize(target), "k": image.k, "psnr": _quality(pixels, image.to_array()), "notes": notes}
 
 
-def _convert_one(convert, source, target, job):
+def check_written(source, target, job):
+    """The result fields for an output found already written, or None if it cannot be
+    trusted. Outputs are written atomically, so a complete file at target is the rule;
+    but it must still decode (checksum included) and be this input's: the same size when
+    encoding (its PSNR is measured against the input), the same pixels when decoding."""
+    try:
+        if job.decode:
+            expected = open_kmz(source, max_pixels=job.max_pixels)
+            if not np.array_equal(io.read_image(target), expected.to_array()):
+                return None
+            return {"bytes": os.path.getsize(target), "k": expected.k, "psnr": None, "notes": [], "found": True}
+        image = open_kmz(target, max_pixels=job.max_pixels)
+        pixels, notes = io.open_image(source, job.frame, job.background, job.max_pixels)
+    except Exception:  # noqa: BLE001 - whatever is wrong with it, the file is redone
+        return None
+    if pixels.shape[:2] != (image.height, image.width):
+        return None
+    quality = _quality(pixels, image.to_array())
+    return {"bytes": os.path.getsize(target), "k": image.k, "psnr": quality, "notes": notes, "found": True}
+
+
+def _convert_one(convert, source, target, found, job):
     """Result fields of one file; whatever goes wrong is this file's failure only. The
     error names the file (format errors, for one, do not)."""
     start = time.perf_counter()
     try:
-        result, status, error = convert(source, target, job), "done", None
+        result = found and check_written(source, target, job)
+        result, status, error = result or convert(source, target, job), "done", None
     except Exception as e:  # noqa: BLE001 - a bug or MemoryError on one file stops only that file
         result, status = {}, "failed"
         if isinstance(e, KmzError):
@@ -253,16 +313,55 @@ def _one_thread():
 
 
 def convert_chunk(tasks, job, convert=convert_file):
-    """The task a worker runs: [(source, target), ...] paths -> a result dict per file."""
+    """The task a worker runs: [(source, target, found), ...] -> a result dict per file."""
     with _one_thread():
-        return [_convert_one(convert, source, target, job) for source, target in tasks]
+        return [_convert_one(convert, source, target, found, job) for source, target, found in tasks]
 
 
-def _stream_chunk(sender, tasks, job, convert):
+def _stream_chunk(parent, sender, tasks, job, convert):
+    _die_with_parent(parent)
     with _one_thread():
-        for source, target in tasks:
-            sender.send(_convert_one(convert, source, target, job))
+        for source, target, found in tasks:
+            sender.send(_convert_one(convert, source, target, found, job))
     sender.close()
+
+
+# Workers end with the batch process. When it is killed outright (SIGKILL, the OOM
+# killer) nothing of it runs to stop them, and a pool worker waiting on its task queue
+# would not notice either: its siblings, forked from the same process, hold the queue's
+# write end open. Linux's parent-death signal (prctl PR_SET_PDEATHSIG) has the kernel
+# kill the worker the moment its parent ends, even inside a compiled loop that holds the
+# GIL; other systems fall back on a thread polling os.getppid(), which can act only
+# between bytecodes. The parent must be the batch process itself, so the start method is
+# fixed: fork on Linux (what Python 3.11 uses; forkserver, the default from 3.14, would
+# make the server the parent), spawn elsewhere.
+_CONTEXT = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_POLL_PARENT_SECONDS = 0.5
+
+
+def _parent_death_signal(signum):
+    """Have the kernel send signum to this process when its parent thread ends; False
+    where prctl is not available. (The parent is the thread that forked this process:
+    the pool's are forked by the thread that runs the batch, isolate_chunk's by a thread
+    that waits for them to end.)"""
+    if sys.platform != "linux":
+        return False
+    return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signum) == 0
+
+
+def _poll_parent(parent):
+    while os.getppid() == parent:
+        time.sleep(_POLL_PARENT_SECONDS)
+    os._exit(1)
+
+
+def _die_with_parent(parent):
+    """The worker initializer: end this process when the process `parent` ends."""
+    if not _parent_death_signal(signal.SIGKILL):
+        threading.Thread(target=_poll_parent, args=(parent,), daemon=True, name="kmz-parent").start()
+    if os.getppid() != parent:  # it ended before the signal was armed
+        os._exit(1)
 
 
 def _death(exitcode):
@@ -276,11 +375,12 @@ def isolate_chunk(tasks, job, convert=convert_file, attempts=2, stop=None):
     finishes, so a death points at exactly one file. That file is retried (an OOM kill may
     have been the neighbours' fault) and after `attempts` deaths recorded as failed; the
     files after it go on in a fresh process. Setting the `stop` event ends it early."""
-    context = multiprocessing.get_context()
     results, deaths = [], 0
     while len(results) < len(tasks):
-        receiver, sender = context.Pipe(duplex=False)
-        process = context.Process(target=_stream_chunk, args=(sender, tasks[len(results) :], job, convert), daemon=True)
+        receiver, sender = _CONTEXT.Pipe(duplex=False)
+        process = _CONTEXT.Process(
+            target=_stream_chunk, args=(os.getpid(), sender, tasks[len(results) :], job, convert), daemon=True
+        )
         process.start()
         sender.close()
         try:
@@ -327,15 +427,20 @@ class _LocalBackend:
     def __init__(self, workers, attempts):
         self.slots = workers
         self.attempts = attempts
-        self.pool = ProcessPoolExecutor(workers)
+        self.pool = self._new_pool()
         self.isolator = ThreadPoolExecutor(workers, thread_name_prefix="kmz-isolate")
         self.stop = threading.Event()
         self.broken = False
 
+    def _new_pool(self):
+        return ProcessPoolExecutor(
+            self.slots, mp_context=_CONTEXT, initializer=_die_with_parent, initargs=(os.getpid(),)
+        )
+
     def submit(self, tasks, job, convert):
         if self.broken:
             self.pool.shutdown(wait=True)
-            self.pool = ProcessPoolExecutor(self.slots)
+            self.pool = self._new_pool()
             self.broken = False
         return self.pool.submit(convert_chunk, tasks, job, convert)
 
@@ -412,28 +517,40 @@ def run(
     """Convert every task of `plan` and append a record per file to the JSON-lines
     `manifest`. Returns a Summary; never raises for a bad file (it is in summary.failures).
 
+    Of the plan's skipped tasks (the output exists), those the manifest records as done
+    stay skipped; the others are checked (check_written) and recorded, or redone.
+
     workers: local processes (default: one per core); scheduler: a Dask scheduler address
     instead. chunk_size: files per task (default: enough chunks to balance, at most
-    MAX_CHUNK). convert(source, target, job) -> {bytes, k, psnr} does one file (tests pass
+    MAX_CHUNK). convert(source, target, job) -> {bytes, k, psnr, notes} does one file (tests pass
     their own); attempts: deaths in isolation before a file is failed (local pool)."""
     from tqdm import tqdm
 
     start = time.perf_counter()
-    summary = Summary(skipped=len(plan.skipped), ignored=plan.ignored, manifest=Path(manifest))
     try:
         Path(manifest).parent.mkdir(parents=True, exist_ok=True)
+        recorded = _recorded_outputs(manifest)
         log = open(manifest, "a", encoding="utf-8")
     except OSError as e:
         raise WriteError(f"{manifest}: cannot write the manifest ({e.strerror or e})") from None
+    tasks, skipped = list(plan.tasks), 0
+    for task in plan.skipped:
+        if os.path.abspath(task.target) in recorded:
+            skipped += 1
+        else:
+            tasks.append(Task(task.source, task.target, found=True))
+    summary = Summary(skipped=skipped, ignored=plan.ignored, manifest=Path(manifest))
     with log, tqdm(
-        total=len(plan.tasks), unit="file", disable=not progress, dynamic_ncols=True, file=sys.stderr
+        total=len(tasks), unit="file", disable=not progress, dynamic_ncols=True, file=sys.stderr
     ) as bar:
 
         def record(records):
             log.write("".join(json.dumps(r) + "\n" for r in records))
             log.flush()
             for r in records:
-                if r["status"] == "done":
+                if r["status"] == "done" and r["found"]:
+                    summary.found += 1
+                elif r["status"] == "done":
                     summary.done += 1
                     summary.bytes += r["bytes"]
                 else:
@@ -443,16 +560,39 @@ def run(
                     on_record(r)
 
         record(plan.failed)
-        if plan.tasks:
+        if tasks:
             backend = _DaskBackend(scheduler) if scheduler else _LocalBackend(workers or default_workers(), attempts)
             try:
-                _drive(backend, plan.tasks, job, convert, chunk_size, record, bar)
+                _drive(backend, tasks, job, convert, chunk_size, record, bar)
             except BaseException:
                 backend.close(cancel=True)
                 raise
             backend.close()
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _recorded_outputs(manifest):
+    """The outputs (absolute paths) whose last record in the manifest says done. A last
+    line without its newline was cut short by a kill: it is removed, so that the next
+    record starts a line of its own (its file is then found written and checked)."""
+    status, length = {}, 0
+    try:
+        log = open(manifest, "rb+")
+    except FileNotFoundError:
+        return set()
+    with log:
+        for line in log:
+            if not line.endswith(b"\n"):
+                log.truncate(length)
+                break
+            length += len(line)
+            try:
+                entry = json.loads(line)
+                status[os.path.abspath(entry["output"])] = entry["status"]
+            except (ValueError, KeyError, TypeError):  # not a line kmz wrote: not a record
+                continue
+    return {output for output, last in status.items() if last == "done"}
 
 
 def _source_bytes(task):
@@ -475,24 +615,24 @@ def _drive(backend, tasks, job, convert, chunk_size, record, bar):
     queue = deque()
     for i in range(0, len(tasks), size):
         chunk = tasks[i : i + size]
-        pairs = [(os.path.abspath(t.source), os.path.abspath(t.target)) for t in chunk]
-        by_path.update({pair: t for pair, t in zip(pairs, chunk)})
-        queue.append(pairs)
+        items = [(os.path.abspath(t.source), os.path.abspath(t.target), t.found) for t in chunk]
+        by_path.update({item: t for item, t in zip(items, chunk)})
+        queue.append(items)
     inflight = {}
     while queue or inflight:
         while queue and len(inflight) < 2 * backend.slots:
-            pairs = queue.popleft()
-            inflight[backend.submit(pairs, job, convert)] = pairs
+            items = queue.popleft()
+            inflight[backend.submit(items, job, convert)] = items
         done, _ = wait(inflight, return_when=FIRST_COMPLETED)
         for future in done:
-            pairs = inflight.pop(future)
+            items = inflight.pop(future)
             try:
                 results = future.result()
             except Exception as error:
-                retries = backend.retry(pairs, error, job, convert)
+                retries = backend.retry(items, error, job, convert)
                 if retries is None:
                     raise KmzError(f"batch run stopped: {type(error).__name__}: {error}") from error
                 inflight.update(retries)
                 continue
-            record([_record(by_path[pair], **result) for pair, result in zip(pairs, results)])
-            bar.update(len(pairs))
+            record([_record(by_path[item], **result) for item, result in zip(items, results)])
+            bar.update(len(items))

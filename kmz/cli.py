@@ -79,6 +79,42 @@ def _add_limit_options(p, checksum):
                        help="do not verify the CRC-32 (to salvage a damaged file); every other check stays")
 
 
+def _add_encode_options(p):
+    """The options of an encode, shared by encode and batch; returns their actions."""
+    target = p.add_mutually_exclusive_group()
+    return [
+        p.add_argument("-k", type=_k, help=f"palette size K, 1 to 65536 (default: {DEFAULT_K}); with "
+                       f"--psnr or --max-bytes, the largest K searched (default: {DEFAULT_MAX_K})"),
+        p.add_argument("--seed", type=_seed, default=0, help="random seed for k-means (default: 0)"),
+        p.add_argument("--space", choices=("rgb", "oklab"), default="rgb",
+                       help="colour space k-means measures distance in (default: rgb)"),
+        p.add_argument("--dither", action="store_true", help="Floyd-Steinberg error diffusion (K <= 256)"),
+        p.add_argument("--frame", type=_frame, help="the frame of an animation to encode (default: 0, with a note)"),
+        p.add_argument("--background", type=_colour, default=io.DEFAULT_BACKGROUND,
+                       help="colour under transparent pixels: a name or #rrggbb (default: white)"),
+        target.add_argument("--psnr", type=_positive(float), metavar="DB",
+                            help="choose the smallest K whose PSNR reaches DB (a search)"),
+        target.add_argument("--max-bytes", type=_positive(int), metavar="N",
+                            help="choose the largest K whose file fits in N bytes"),
+        p.add_argument("--strict", action="store_true",
+                       help="when the target cannot be met, write nothing and exit 1 "
+                       "(default: write the closest K and exit 0)"),
+        p.add_argument(
+            "--coding", choices=list(fmt.CODINGS.values()), default="raw",
+            help="index coding: raw (bit-packed, the size formula) or ctx (context-modelled, "
+            f"smaller; K up to {fmt.CTX_MAX_K}) (default: raw)",
+        ),
+    ]
+
+
+def _check_encode_options(args):
+    """Usage errors that argparse cannot see, before any slow work."""
+    if args.coding == "ctx" and args.k is not None and args.k > fmt.CTX_MAX_K:
+        args.usage_error(f"--coding ctx supports K up to {fmt.CTX_MAX_K}, not {args.k}")
+    if args.dither and args.k is not None and args.k > 256:
+        args.usage_error(f"--dither needs K <= 256, not {args.k}")
+
+
 def _parser():
     parser = _Parser(prog="kmz", description="k-means colour quantization image codec")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -86,31 +122,10 @@ def _parser():
     p = commands.add_parser("encode", help="encode an image as .kmz")
     p.add_argument("input", type=_input, help="any image Pillow can read")
     p.add_argument("-o", "--output", type=Path, help="output path (default: INPUT with suffix .kmz)")
-    p.add_argument("-k", type=_k, help=f"palette size K, 1 to 65536 (default: {DEFAULT_K}); with "
-                   f"--psnr or --max-bytes, the largest K searched (default: {DEFAULT_MAX_K})")
-    p.add_argument("--seed", type=_seed, default=0, help="random seed for k-means (default: 0)")
-    p.add_argument("--space", choices=("rgb", "oklab"), default="rgb",
-                   help="colour space k-means measures distance in (default: rgb)")
-    p.add_argument("--dither", action="store_true", help="Floyd-Steinberg error diffusion (K <= 256)")
+    _add_encode_options(p)
     p.add_argument("--force", action="store_true", help="replace an existing output")
-    p.add_argument("--frame", type=_frame, help="the frame of an animation to encode (default: 0, with a note)")
-    p.add_argument("--background", type=_colour, default=io.DEFAULT_BACKGROUND,
-                   help="colour under transparent pixels: a name or #rrggbb (default: white)")
     _add_limit_options(p, checksum=False)
-    target = p.add_mutually_exclusive_group()
-    target.add_argument("--psnr", type=_positive(float), metavar="DB",
-                        help="choose the smallest K whose PSNR reaches DB (a search)")
-    target.add_argument("--max-bytes", type=_positive(int), metavar="N",
-                        help="choose the largest K whose file fits in N bytes")
-    p.add_argument("--strict", action="store_true",
-                   help="when the target cannot be met, write nothing and exit 1 "
-                   "(default: write the closest K and exit 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on a terminal")
-    p.add_argument(
-        "--coding", choices=list(fmt.CODINGS.values()), default="raw",
-        help="index coding: raw (bit-packed, the size formula) or ctx (context-modelled, "
-        f"smaller; K up to {fmt.CTX_MAX_K}) (default: raw)",
-    )
     p.set_defaults(run=_encode, usage_error=p.error)
 
     p = commands.add_parser("decode", help="decode a .kmz file to PNG")
@@ -142,21 +157,22 @@ def _parser():
         help="encode (or decode) files, folders and globs into a mirrored tree",
         description="Encode (or with --decode, decode) every image under SRC into DST, mirroring "
         "the tree. Folders are walked recursively for image files (hidden ones and other "
-        "files are left out); files named explicitly are always tried. Existing outputs are "
-        "skipped, so a rerun resumes; each file's result is appended to a JSON-lines manifest.",
+        "files are left out); files named explicitly are always tried. Each file's result is "
+        "appended to a JSON-lines manifest. A rerun resumes: existing outputs are skipped, "
+        "and those the manifest does not record are checked and recorded (or redone).",
     )
     p.add_argument("sources", nargs="+", metavar="SRC", help="a file, a folder or a glob (quoted: '**' recurses)")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="DST", help="the output folder")
     p.add_argument("--decode", action="store_true", help="decode .kmz files to PNG instead of encoding")
-    p.add_argument("-k", type=_k, help="palette size K, 1 to 65536 (default: 64)")
-    p.add_argument("--seed", type=_seed, help="random seed for k-means (default: 0)")
+    encode_options = _add_encode_options(p)
+    _add_limit_options(p, checksum=False)
     p.add_argument("--workers", type=_positive(int), metavar="N", help="local worker processes (default: one per core)")
     p.add_argument("--chunk-size", type=_positive(int), metavar="N", help="files per task (default: automatic, at most 100)")
     p.add_argument("--scheduler", metavar="ADDR", help="run on a Dask cluster, e.g. tcp://HOST:8786 (needs kmz[dask])")
     p.add_argument("--manifest", type=Path, metavar="PATH", help="JSON-lines log, appended (default: DST/kmz-manifest.jsonl)")
     p.add_argument("--force", action="store_true", help="redo outputs that exist")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no line per failed file")
-    p.set_defaults(run=_batch, usage_error=p.error)
+    p.set_defaults(run=_batch, usage_error=p.error, encode_options=encode_options)
     return parser
 
 
@@ -181,10 +197,7 @@ def _k_list(text):
 
 
 def _encode(args):
-    if args.coding == "ctx" and args.k is not None and args.k > fmt.CTX_MAX_K:
-        args.usage_error(f"--coding ctx supports K up to {fmt.CTX_MAX_K}, not {args.k}")
-    if args.dither and args.k is not None and args.k > 256:
-        args.usage_error(f"--dither needs K <= 256, not {args.k}")
+    _check_encode_options(args)
     output = args.output or args.input.with_suffix(".kmz")
     io.check_output(output, inputs=[args.input], force=args.force)
     with Progress(quiet=args.quiet) as progress:
@@ -271,13 +284,15 @@ def _batch(args):
 
     from . import batch
 
-    if args.decode and (args.k is not None or args.seed is not None):
-        args.usage_error("-k and --seed apply to encoding; --decode takes neither")
+    given = [action.option_strings[0] for action in args.encode_options if getattr(args, action.dest) != action.default]
+    if args.decode and given:
+        args.usage_error(f"--decode takes no encoding options, not {', '.join(given)}")
+    _check_encode_options(args)
     if args.scheduler and args.workers:
         args.usage_error("--workers is for the local pool; a Dask cluster has its own workers")
     plan = batch.plan(args.sources, args.output, decode=args.decode, force=args.force)
-    given = {name: value for name, value in [("k", args.k), ("seed", args.seed)] if value is not None}
-    job = batch.Job(decode=args.decode, **given)
+    options = {action.dest: getattr(args, action.dest) for action in args.encode_options}
+    job = batch.Job(decode=args.decode, max_pixels=args.max_pixels, **options)
 
     def report(record):
         if record["status"] == "failed" and not args.quiet:

@@ -4,11 +4,13 @@ kmz.batch.run in place of convert_file.
 The function lives in a module of its own so that worker processes (a local pool's or a
 Dask cluster's) can import it by name. A file whose name contains "poison" kills the
 worker every time; one whose name contains "flaky" kills it once (a marker file
-remembers), as an out-of-memory kill caused by a neighbour would.
+remembers), as an out-of-memory kill caused by a neighbour would. hang() stands for a
+long encode: it leaves its process id beside the output, and waits.
 """
 
 import os
 import signal
+import time
 
 import numpy as np
 from PIL import Image
@@ -35,4 +37,12 @@ def kill_on_poison(source, target, job):
     if "flaky" in name and not os.path.exists(source + ".died"):
         open(source + ".died", "w").close()
         os.kill(os.getpid(), signal.SIGKILL)
+    return convert_file(source, target, job)
+
+
+def hang(source, target, job):
+    with open(target + ".pid.tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(target + ".pid.tmp", target + ".pid")  # whole, when the test reads it
+    time.sleep(60)
     return convert_file(source, target, job)

@@ -195,6 +195,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_sigkill_while_writing_keeps_the_old_output(tmp_path):
     source, out = tmp_path / "noise.png", tmp_path / "noise.kmz"
     _noise_png(source, 64)

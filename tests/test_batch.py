@@ -166,7 +166,7 @@ def test_a_worker_that_dies_costs_only_its_file(tmp_path):
 def test_isolate_chunk_points_at_the_file_that_kills(tmp_path):
     for i, name in enumerate(["a.png", "poison.png", "b.png"]):
         make_image(tmp_path / name, seed=i)
-    tasks = [(str(tmp_path / n), str(tmp_path / n.replace(".png", ".kmz"))) for n in ["a.png", "poison.png", "b.png"]]
+    tasks = [(str(tmp_path / n), str(tmp_path / n.replace(".png", ".kmz")), False) for n in ["a.png", "poison.png", "b.png"]]
     results = batch.isolate_chunk(tasks, batch.Job(k=K), kill_on_poison, attempts=3)
     assert [r["status"] for r in results] == ["done", "failed", "done"]
     assert results[1]["error"].endswith("poison.png, 3 times")
@@ -233,7 +233,10 @@ def test_cli_batch_decode_round_trip(tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--decode", "-k", "8"], "-k and --seed apply to encoding; --decode takes neither"),
+        (["--decode", "-k", "8", "--coding", "ctx"], "--decode takes no encoding options, not -k, --coding"),
+        (["--coding", "ctx", "-k", "5000"], "--coding ctx supports K up to 4096, not 5000"),
+        (["--dither", "-k", "300"], "--dither needs K <= 256, not 300"),
+        (["--psnr", "30", "--max-bytes", "100"], "argument --max-bytes: not allowed with argument --psnr"),
         (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "--workers is for the local pool"),
         (["--workers", "0"], "argument --workers: must be greater than 0, not 0"),
     ],
@@ -248,7 +251,7 @@ def test_isolate_chunk_stops_when_told(tmp_path):
     make_image(tmp_path / "a.png")
     stop = threading.Event()
     stop.set()
-    assert batch.isolate_chunk([(str(tmp_path / "a.png"), str(tmp_path / "a.kmz"))], batch.Job(k=K), stop=stop) == []
+    assert batch.isolate_chunk([(str(tmp_path / "a.png"), str(tmp_path / "a.kmz"), False)], batch.Job(k=K), stop=stop) == []
     assert not (tmp_path / "a.kmz").exists()
 
 
@@ -285,3 +288,99 @@ def test_cli_batch_says_what_is_missing_for_a_cluster_or_a_manifest(tmp_path, ca
     assert main([*command, "--scheduler", "tcp://127.0.0.1:8786"]) == 1
     assert capsys.readouterr().err == "kmz: error: --scheduler needs Dask: pip install 'kmz[dask]'\n"
     assert not (tmp_path / "out/a.kmz").exists()
+
+
+# Resuming after a kill, encode's options -------------------------------------------
+
+
+def test_a_rerun_checks_outputs_the_manifest_lacks_and_redoes_damaged_ones(tmp_path):
+    """As after a kill -9: outputs written whose chunk never returned, and a last manifest
+    line cut short."""
+    src, dst, manifest = tmp_path / "src", tmp_path / "dst", tmp_path / "dst/log.jsonl"
+    images = {f"im{i}.png": make_image(src / f"im{i}.png", seed=i) for i in range(4)}
+    job = batch.Job(k=K)
+    batch.run(batch.plan([src], dst), job, manifest=manifest, workers=1)
+    kept = [line for line in manifest.read_text().splitlines(keepends=True) if '/im0.png"' in line or '/im3.png"' in line]
+    manifest.write_text("".join(kept) + '{"path": "' + str(src / "im1.png") + '", "outp')
+    truncated = (dst / "im2.kmz").read_bytes()[:-9]
+    (dst / "im2.kmz").write_bytes(truncated)
+    make_image(src / "im4.png", seed=4, size=8)  # its output is another image's
+    (dst / "im4.kmz").write_bytes((dst / "im0.kmz").read_bytes())
+    untouched = (dst / "im1.kmz").stat().st_mtime_ns
+
+    summary = batch.run(batch.plan([src], dst), job, manifest=manifest, workers=2, chunk_size=1)
+    assert (summary.done, summary.found, summary.skipped, summary.failed) == (2, 1, 2, 0)
+    assert str(summary).startswith("kmz batch: 2 done, 1 found already written (checked), 2 skipped (output exists), ")
+    records = read_manifest(manifest)  # every line whole: the cut one was removed
+    assert sorted(Path(r["path"]).name for r in records) == [f"im{i}.png" for i in range(5)]
+    by_name = {Path(r["path"]).name: r for r in records}
+    found = by_name["im1.png"]
+    assert found["found"] and found["status"] == "done" and (dst / "im1.kmz").stat().st_mtime_ns == untouched
+    assert found["psnr"] == round(psnr(images["im1.png"], kmz.open(dst / "im1.kmz").to_array()), 3)
+    assert (found["k"], found["bytes"]) == (K, fmt.file_size(16, 16, K))
+    for name, size in [("im2", 16), ("im4", 8)]:
+        assert not by_name[f"{name}.png"]["found"]
+        assert kmz.open(dst / f"{name}.kmz").size == (size, size)
+
+
+def test_a_decode_rerun_trusts_only_a_png_with_the_right_pixels(tmp_path):
+    kmzs, pngs = tmp_path / "kmz", tmp_path / "png"
+    for i in range(2):
+        make_image(tmp_path / f"im{i}.png", seed=i)
+    batch.run(batch.plan([tmp_path], kmzs), batch.Job(k=K), manifest=tmp_path / "encode.jsonl", workers=1)
+    pngs.mkdir()
+    kmz.open(kmzs / "im0.kmz").save(pngs / "im0.png")
+    Image.fromarray(kmz.open(kmzs / "im0.kmz").to_array()).save(pngs / "im1.png")  # im0's pixels
+    summary = batch.run(batch.plan([kmzs], pngs, decode=True), batch.Job(decode=True), manifest=pngs / "log.jsonl")
+    assert (summary.done, summary.found) == (1, 1)
+    assert {Path(r["path"]).name: r["found"] for r in read_manifest(pngs / "log.jsonl")} == {"im0.kmz": True, "im1.kmz": False}
+    assert np.array_equal(np.asarray(Image.open(pngs / "im1.png").convert("RGB")), kmz.open(kmzs / "im1.kmz").to_array())
+
+
+def test_an_output_that_is_not_a_regular_file_is_never_replaced(tmp_path):
+    make_image(tmp_path / "src/a.png")
+    (tmp_path / "dst/a.kmz").mkdir(parents=True)
+    for force in (False, True):
+        plan = batch.plan([tmp_path / "src"], tmp_path / "dst", force=force)
+        assert plan.tasks == [] and plan.skipped == []
+        assert [r["error"] for r in plan.failed] == [f"{tmp_path}/dst/a.kmz: exists and is not a regular file"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--coding", "ctx", "-k", "12", "--seed", "3"],
+        ["--space", "oklab", "--dither", "-k", "6"],
+        ["--psnr", "30"],
+        ["--max-bytes", "300", "--coding", "ctx"],
+        ["--frame", "1", "--background", "#102030", "-k", "4"],
+    ],
+)
+def test_cli_batch_encodes_as_encode_does_with_its_options(tmp_path, capsys, options):
+    # Two frames, half transparent: what --frame and --background act on.
+    frames = [np.dstack([make_image(tmp_path / "tmp.png", seed=i), np.arange(256, dtype=np.uint8).reshape(16, 16)])
+              for i in range(2)]
+    (tmp_path / "src").mkdir()
+    frames = [Image.fromarray(frame, "RGBA") for frame in frames]
+    frames[0].save(tmp_path / "src/anim.png", save_all=True, append_images=frames[1:])
+    assert main(["encode", str(tmp_path / "src/anim.png"), "-o", str(tmp_path / "one.kmz"), *options]) == 0
+    encode_line = capsys.readouterr().out.strip()
+    assert main(["batch", str(tmp_path / "src"), "-o", str(tmp_path / "dst"), "--quiet", *options]) == 0
+    assert (tmp_path / "dst/anim.kmz").read_bytes() == (tmp_path / "one.kmz").read_bytes()
+    [record] = read_manifest(tmp_path / "dst" / batch.MANIFEST_NAME)
+    assert f"K={record['k']}," in encode_line and f"PSNR {record['psnr']:.2f} dB" in encode_line
+    if "--frame" in options:
+        assert record["notes"] == ["the image has transparency; composited onto #102030"]
+    else:
+        assert record["notes"][:2] == ["the image has 2 frames; encoded the first (--frame N picks another)",
+                                       "the image has transparency; composited onto white"]
+    if "--psnr" in options or "--max-bytes" in options:
+        assert len(record["notes"]) == 3 and encode_line.endswith(f"; {record['notes'][2]}")
+
+
+def test_cli_batch_strict_target_fails_the_file_and_writes_nothing(tmp_path, capsys):
+    make_image(tmp_path / "src/a.png")
+    assert main(["batch", str(tmp_path / "src"), "-o", str(tmp_path / "dst"), "--psnr", "99", "-k", "8", "--strict", "-q"]) == 1
+    [record] = read_manifest(tmp_path / "dst" / batch.MANIFEST_NAME)
+    assert record["status"] == "failed" and record["error"].startswith(f"{tmp_path}/src/a.png: target PSNR >= 99 dB NOT met")
+    assert not (tmp_path / "dst/a.kmz").exists()

@@ -12,6 +12,8 @@ from kmz import batch
 from kmz import format as fmt
 from kmz.cli import main
 
+pytestmark = pytest.mark.slow  # a cluster's start and stop: CI runs these with -m slow
+
 distributed = pytest.importorskip("distributed", reason="Dask is an optional extra: pip install 'kmz[dask]'")
 dask = pytest.importorskip("dask")
 
