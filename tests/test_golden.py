@@ -33,7 +33,15 @@ def test_the_table_covers_the_matrix():
     assert all(set(codings) == set(make_table.CODINGS) for codings in TABLE.values())
 
 
-@pytest.mark.parametrize("case", sorted(TABLE, key=str), ids=lambda case: "-".join(map(str, case)))
+def _params():
+    """The bundled samples' rows run by default; the corpus images' rows (larger, up to
+    1 MP at K = 4096) are marked slow, for CI."""
+    for case in sorted(TABLE, key=str):
+        marks = [pytest.mark.slow] if case[0].startswith("corpus/") else []
+        yield pytest.param(case, id="-".join(map(str, case)), marks=marks)
+
+
+@pytest.mark.parametrize("case", list(_params()))
 def test_encode_gives_the_recorded_bytes(case):
     image = case[0]
     if not make_table.IMAGES[image].exists():
