@@ -104,7 +104,9 @@ def _parser():
     parser = _Parser(
         prog="kmz", description="k-means colour quantization image codec",
         epilog="INPUT may be - for standard input, and -o - writes to standard output; "
-        "a command reading standard input writes to standard output unless -o says otherwise.",
+        "a command reading standard input writes to standard output unless -o says otherwise. "
+        "Exit status: 0 done, 1 a bad file or a failed operation, 2 bad usage, 130 interrupted, "
+        "141 standard output closed early (| head).",
     )
     parser.add_argument("--version", action="version", version=f"kmz {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -239,7 +239,7 @@ def _read_stream(f, name):
     while chunk := f.read(_CHUNK):
         data.write(chunk)
         if available is not None and data.tell() > available:
-            raise OutOfMemoryError(f"{name}: out of memory: the input goes on past the {_bytes(available)} available")
+            raise OutOfMemoryError(f"out of memory: {name} goes on past the {_bytes(available)} available")
     data.seek(0)
     return data
 
