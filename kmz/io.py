@@ -1,4 +1,6 @@
-"""Files: reading input images with Pillow, and writing outputs atomically.
+"""Files: reading inputs (images with Pillow, .kmz files no further than their header
+allows; regular files or streams, never devices or FIFOs), writing outputs atomically,
+and the memory available for what they hold.
 
 The only module that touches the disk.
 """
@@ -309,7 +311,7 @@ def check_output(path, inputs=(), force=False):
     """Refuse an output that would overwrite an input, that exists and is not a regular
     file (never replaced, even with force), or that exists, without force."""
     path = Path(path)
-    if not _replaceable(path):
+    if not _exists(path):
         return
     for source in inputs:
         if isinstance(source, (str, Path)) and Path(source).exists() and path.resolve() == Path(source).resolve():
@@ -318,9 +320,10 @@ def check_output(path, inputs=(), force=False):
         raise OutputExistsError(f"{path}: exists (use --force to replace it)")
 
 
-def _replaceable(path):
-    """Whether path exists; WriteError if it does but is not a regular file: replacing a
-    folder, a FIFO or a device (/dev/null, as root) with a file is never what was meant."""
+def _exists(path):
+    """Whether an output path exists; WriteError if it does but is not a regular file:
+    replacing a folder, a FIFO or a device (/dev/null, as root) with a file is never
+    what was meant."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:  # also a symlink to nothing: link() refuses it, replace() replaces it
@@ -342,7 +345,7 @@ def write_atomic(path, write, force=True):
     Whatever exists and is not a regular file is never replaced (WriteError).
     """
     path = Path(path)
-    _replaceable(path)
+    _exists(path)  # refuses what is not a regular file before the temporary file is made
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
@@ -371,7 +374,7 @@ def write_atomic(path, write, force=True):
 
 
 def _move_into_place(tmp, path, force):
-    exists = _replaceable(path)  # again: the slow work is done, and things may have appeared
+    exists = _exists(path)  # again: the slow work is done, and things may have appeared
     if force:
         os.replace(tmp, path)
         return

@@ -52,7 +52,7 @@ REBUILD_DRIFT = 16.0  # re-sort the centre neighbour table once some centre move
 class Quantized:
     palette: np.ndarray  # (K, 3) uint8
     labels: np.ndarray  # (N,) uint16: index into palette (K <= 65536 fits)
-    squared_error: float  # over all pixels, of the RGB distance (0..255 units) to their entry
+    squared_error: float  # sum over all pixels of the squared RGB distance (0..255) to their entry
 
 
 def _unpack(keys):
