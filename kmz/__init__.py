@@ -7,6 +7,8 @@
     PIL.Image.open("photo.kmz")             # after `import kmz`, Pillow reads .kmz too
 """
 
+from importlib import metadata as _metadata
+
 from .errors import (
     ChecksumError,
     DamagedImageError,
@@ -16,6 +18,7 @@ from .errors import (
     IndexRangeError,
     KmzError,
     LengthError,
+    OutOfMemoryError,
     OutputExistsError,
     PaddingError,
     PayloadError,
@@ -30,6 +33,11 @@ from .format import DEFAULT_MAX_IMAGE_PIXELS
 from .image import KmzImage, encode, frombytes, open
 from .targets import TargetResult
 from . import pillow_plugin  # registers .kmz with Pillow
+
+try:
+    __version__ = _metadata.version("kmz")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path, never installed
+    __version__ = "unknown"
 
 # Decoding or encoding an image of more pixels warns (PixelLimitWarning); more than twice
 # as many is refused (PixelLimitError). Set to None to lift the limit, as with Pillow's
@@ -57,6 +65,7 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "ImageReadError",
     "OutputExistsError",
+    "OutOfMemoryError",
     "WriteError",
     "DamagedImageError",
     "TargetError",

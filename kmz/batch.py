@@ -237,10 +237,9 @@ def plan(sources, destination, decode=False, force=False):
 # Work, in a worker process --------------------------------------------------------
 
 
-def _quality(pixels, decoded):
+def _quality(decibels):
     """PSNR for the manifest: None when lossless."""
-    quality = psnr(pixels, decoded)
-    return None if math.isinf(quality) else round(quality, 3)
+    return None if math.isinf(decibels) else round(decibels, 3)
 
 
 def convert_file(source, target, job):
@@ -259,7 +258,7 @@ def convert_file(source, target, job):
     image.save(target)
     if image.target:
         notes.append(image.target.describe())
-    return {"bytes": os.path.getsize(target), "k": image.k, "psnr": _quality(pixels, image.to_array()), "notes": notes}
+    return {"bytes": os.path.getsize(target), "k": image.k, "psnr": _quality(image.psnr), "notes": notes}
 
 
 def check_written(source, target, job):
@@ -279,7 +278,7 @@ def check_written(source, target, job):
         return None
     if pixels.shape[:2] != (image.height, image.width):
         return None
-    quality = _quality(pixels, image.to_array())
+    quality = _quality(psnr(pixels, image.to_array()))
     return {"bytes": os.path.getsize(target), "k": image.k, "psnr": quality, "notes": notes, "found": True}
 
 

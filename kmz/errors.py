@@ -75,6 +75,11 @@ class DamagedImageError(FormatError, OSError):
     FormatError; the specific kmz error (ChecksumError, LengthError, ...) is its __cause__."""
 
 
+class OutOfMemoryError(KmzError, MemoryError):
+    """An image needs more memory than the machine has available: refused before the
+    allocation is tried (a MemoryError too, so that code catching that still does)."""
+
+
 class TargetError(KmzError):
     """A quality target (psnr=, max_bytes=) cannot be met and strict was asked for.
     `result` is the TargetResult of the closest K."""

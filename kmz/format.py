@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import bitpack, entropy
+from . import bitpack, checks, entropy
 from .errors import (
     ChecksumError,
     HeaderError,
@@ -166,6 +166,7 @@ def check_pixel_limit(width, height, max_pixels=PACKAGE_LIMIT):
         max_pixels = sys.modules[__package__].MAX_IMAGE_PIXELS
     if max_pixels is None:
         return
+    checks.positive("max_pixels", max_pixels)  # None, not 0 or a negative, lifts the limit
     pixels = int(width) * int(height)
     if pixels > 2 * max_pixels:
         raise PixelLimitError(
@@ -210,13 +211,7 @@ def decode(data, verify_checksum=True, max_pixels=PACKAGE_LIMIT):
     data = memoryview(data).cast("B")
     header = read_header(data)
     check_pixel_limit(header.width, header.height, max_pixels)
-    if header.coding == CODING_CTX:
-        _check_ctx_length(header, len(data))
-    else:
-        expected = header.file_size
-        if len(data) != expected:
-            what = "truncated" if len(data) < expected else "trailing bytes"
-            raise LengthError(f"{what}: file is {len(data)} bytes, its header implies {expected}")
+    check_length(header, len(data))
     body = data[:-TRAILER_SIZE]
     (stored_crc,) = struct.unpack(">I", data[-TRAILER_SIZE:])
     if verify_checksum and zlib.crc32(body) != stored_crc:
@@ -240,10 +235,17 @@ def decode(data, verify_checksum=True, max_pixels=PACKAGE_LIMIT):
     return header, palette.copy(), indices.reshape(header.height, header.width)
 
 
-def _check_ctx_length(header, length):
-    """Coding 1's length rule (spec/CODING.md 6): room for the 5 bytes every payload
-    starts with, and no more pixels than the payload can hold, checked before any
-    allocation for the pixels."""
+def check_length(header, length):
+    """Check 9: a file of `length` bytes can hold what `header` declares. For raw coding
+    the length is exact; for coding 1 (spec/CODING.md 6) there must be room for the 5
+    bytes every payload starts with, and no more pixels than the payload can hold.
+    Needs only the length, so a reader can check it before reading the file."""
+    if header.coding == CODING_RAW:
+        expected = header.file_size
+        if length != expected:
+            what = "truncated" if length < expected else "trailing bytes"
+            raise LengthError(f"{what}: file is {length} bytes, its header implies {expected}")
+        return
     payload = length - OVERHEAD - 3 * header.k
     if payload < 5:
         raise LengthError(

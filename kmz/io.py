@@ -1,10 +1,15 @@
-"""Files: reading input images with Pillow, and writing outputs atomically.
+"""Files: reading inputs (images with Pillow, .kmz files no further than their header
+allows; regular files or streams, never devices or FIFOs), writing outputs atomically,
+and the memory available for what they hold.
 
 The only module that touches the disk.
 """
 
 import contextlib
+import errno
+import io
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -12,11 +17,17 @@ import numpy as np
 from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
 
 from . import format as fmt
-from .errors import ImageReadError, KmzError, OutputExistsError, WriteError
+from . import checks
+from .errors import ImageReadError, KmzError, LengthError, OutOfMemoryError, OutputExistsError, WriteError
 
 
 DEFAULT_BACKGROUND = "white"
 _ORIENTATION = 0x0112  # the EXIF tag
+_CHUNK = 1 << 20  # bytes per read from a stream, whose length is not known in advance
+# Bytes per pixel that reading an image for encoding needs at least: Pillow's decoded
+# image (4 bytes a pixel for most modes) and the RGB array made from it.
+_READ_BYTES_PER_PIXEL = 7
+_JPEG_MAX_SIDE = 65500
 
 
 def _background_rgb(background):
@@ -58,7 +69,8 @@ def _rgb_and_alpha(image, notes):
     if mode == "CMYK":
         notes.append("CMYK converted to RGB without colour management")
     try:
-        return np.asarray(image.convert("RGB"), dtype=np.uint8), None
+        # An RGB image as it is: convert() would copy it first (4 bytes a pixel).
+        return np.asarray(image if mode == "RGB" else image.convert("RGB"), dtype=np.uint8), None
     except ValueError:
         raise ImageReadError(f"images of mode {mode} are not supported") from None
 
@@ -73,6 +85,8 @@ def convert_image(image, frame=None, background=DEFAULT_BACKGROUND, max_pixels=f
     None for none) is checked before the pixels are loaded.
     """
     bg = _background_rgb(background)
+    if frame is not None:
+        checks.whole("frame", frame, 0)
     notes = []
     frames = getattr(image, "n_frames", 1)
     if frame is not None and not 0 <= frame < frames:
@@ -85,6 +99,7 @@ def convert_image(image, frame=None, background=DEFAULT_BACKGROUND, max_pixels=f
     if width == 0 or height == 0:
         raise ImageReadError(f"the image has no pixels ({width} x {height})")
     fmt.check_pixel_limit(width, height, max_pixels)
+    check_memory(_READ_BYTES_PER_PIXEL * width * height, f"reading {width} x {height} pixels")
     orientation = image.getexif().get(_ORIENTATION, 1)
     if orientation in range(2, 9):
         image = ImageOps.exif_transpose(image)
@@ -104,29 +119,31 @@ def to_rgb_array(image):
     return convert_image(image)[0]
 
 
-def open_image(path, frame=None, background=DEFAULT_BACKGROUND, max_pixels=fmt.PACKAGE_LIMIT):
-    """Read any image Pillow can read: (pixels, notes) as convert_image gives them.
+def open_image(source, frame=None, background=DEFAULT_BACKGROUND, max_pixels=fmt.PACKAGE_LIMIT):
+    """Read any image Pillow can read, from a path or a binary file object: (pixels,
+    notes) as convert_image gives them.
 
-    Every failure (no such file, not an image, truncated or corrupt, over the pixel
-    limit, no such frame) is a KmzError whose message starts with the path.
+    Every failure (no such file, not a regular file, not an image, truncated or corrupt,
+    over the pixel limit, no such frame) is a KmzError whose message starts with the
+    path (or the file object's name).
     """
     _background_rgb(background)  # a bad colour is API misuse, not a bad file
-    try:
-        # kmz's own limit (checked in convert_image) replaces Pillow's for this read.
-        with _without_pillow_limit(), Image.open(path) as image:
-            return convert_image(image, frame, background, max_pixels)
-    except KmzError as e:
-        raise type(e)(f"{path}: {e}") from None
-    except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ImageReadError(f"{path}: is a directory") from None
-    except PermissionError:
-        raise ImageReadError(f"{path}: permission denied") from None
-    except UnidentifiedImageError:
-        raise ImageReadError(f"{path}: not an image Pillow can read") from None
-    except Exception as e:  # Pillow's decoders raise many types for corrupt files
-        raise ImageReadError(f"{path}: cannot read image ({str(e) or type(e).__name__})") from None
+    name = label(source)
+    with _open_input(source) as (f, size):
+        if size is None:  # a pipe: Pillow needs to seek, so it reads from memory
+            f = _read_stream(f, name)
+        try:
+            # kmz's own limit (checked in convert_image) replaces Pillow's for this read.
+            with _without_pillow_limit(), Image.open(f) as image:
+                return convert_image(image, frame, background, max_pixels)
+        except KmzError as e:
+            raise type(e)(f"{name}: {e}") from None
+        except UnidentifiedImageError:
+            raise ImageReadError(f"{name}: not an image Pillow can read") from None
+        except MemoryError:
+            raise
+        except Exception as e:  # Pillow's decoders raise many types for corrupt files
+            raise ImageReadError(f"{name}: cannot read image ({str(e) or type(e).__name__})") from None
 
 
 @contextlib.contextmanager
@@ -141,58 +158,242 @@ def _without_pillow_limit():
         Image.MAX_IMAGE_PIXELS = saved
 
 
-def read_image(path):
+def read_image(source):
     """Read any image Pillow can read as an (H, W, 3) uint8 RGB array."""
-    return open_image(path)[0]
+    return open_image(source)[0]
 
 
-def read_bytes(path):
+def label(source):
+    """What messages call an input or output: its path, or a file object's name
+    ("<stdin>" for sys.stdin.buffer)."""
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return str(getattr(source, "name", "<stream>"))
+
+
+def _reason(error):
+    """An OSError's reason in kmz's wording."""
+    return "no such file" if error.errno == errno.ENOENT else _lowercase(error.strerror or str(error))
+
+
+def _lowercase(text):
+    """A reason from elsewhere (strerror, Pillow) in lowercase, as kmz's own messages
+    are: "Is a directory" -> "is a directory", but "I/O error" stays."""
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(path, mode):
+    """Why a file of this st_mode cannot be read or replaced: None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return f"{path}: is a directory"
+    kind = next((kind for test, kind in _KINDS if test(mode)), "of an unknown type")
+    return f"{path}: not a regular file ({kind})"
+
+
+@contextlib.contextmanager
+def _open_input(source):
+    """(binary file, its size) for reading `source`: a path, which must name a regular
+    file (a device can be read forever, a FIFO can block), or a file object, whose
+    size is None unless it is a regular file. A path's file is closed afterwards. Read
+    errors (EIO and the like) become ImageReadErrors naming the file."""
+    name = label(source)
     try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such file") from None
+        if hasattr(source, "read"):
+            yield source, _regular_size(source)
+            return
+        if refusal := _not_regular(name, os.stat(source).st_mode):
+            raise ImageReadError(refusal)
+        # Non-blocking, in case a FIFO took the file's place since the stat: open() would
+        # wait for a writer. A regular file ignores the flag.
+        fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(fd)
+            if refusal := _not_regular(name, info.st_mode):
+                raise ImageReadError(refusal)
+            yield f, info.st_size
     except OSError as e:
-        raise ImageReadError(f"{path}: {e.strerror or e}") from None
+        if e.errno is None:  # Pillow's own OSErrors (a truncated image) are not read errors
+            raise
+        raise ImageReadError(f"{name}: {_reason(e)}") from None
+
+
+def _regular_size(f):
+    """The bytes left in a file object if it is a regular file; None for a pipe, a
+    terminal or an io.BytesIO (no descriptor)."""
+    try:
+        info = os.fstat(f.fileno())
+        return info.st_size - f.tell() if stat.S_ISREG(info.st_mode) else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _read_stream(f, name):
+    """The rest of a stream of unknown length (a BytesIO), refused once it outgrows
+    the memory available."""
+    available = available_memory()
+    data = io.BytesIO()
+    while chunk := f.read(_CHUNK):
+        data.write(chunk)
+        if available is not None and data.tell() > available:
+            raise OutOfMemoryError(f"out of memory: {name} goes on past the {_bytes(available)} available")
+    data.seek(0)
+    return data
+
+
+def read_kmz(source, max_pixels=fmt.PACKAGE_LIMIT):
+    """The bytes of a .kmz file, from a path or a binary file object (such as stdin),
+    read no further than its header allows.
+
+    The header, the pixel limit (as kmz.format.decode checks them) and, for a regular
+    file, the length are checked before the rest is read: a 10 GB file that is not a
+    .kmz costs 24 bytes of reading. A stream of raw coding is read to the length its
+    header implies (and one byte more, to see trailing bytes); one of coding 1, whose
+    length the header does not fix, to its end, within the memory available. A bad
+    header raises the FormatError decode() would, without the path (as decode());
+    other failures are KmzErrors naming the file.
+    """
+    name = label(source)
+    with _open_input(source) as (f, size):
+        head = f.read(fmt.HEADER_SIZE)
+        header = fmt.read_header(head)
+        fmt.check_pixel_limit(header.width, header.height, max_pixels)
+        if size is not None:
+            fmt.check_length(header, size)
+            check_memory(size, f"reading {name}")
+            return head + f.read(size - len(head))
+        if header.coding != fmt.CODING_RAW:
+            return head + _read_stream(f, name).getbuffer()
+        expected = header.file_size
+        check_memory(expected, f"reading {name}")
+        data = head + f.read(expected + 1 - len(head))
+        if len(data) > expected:
+            raise LengthError(f"trailing bytes: the file goes on past the {expected} bytes its header implies")
+        return data
+
+
+def available_memory():
+    """Bytes of memory a new allocation can have without swapping or the OOM killer
+    (Linux's MemAvailable); None where that is not known."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _bytes(n):
+    """A byte count for a person: 1.5 GB."""
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+
+
+def check_memory(needed, what):
+    """Refuse, with OutOfMemoryError, work that needs more bytes than the machine has
+    available, before the allocation is tried: the alternative is the OOM killer,
+    which ends the process without a word."""
+    available = available_memory()
+    if available is not None and needed > available:
+        raise OutOfMemoryError(f"out of memory: {what} needs {_bytes(needed)}, {_bytes(available)} available")
 
 
 def check_output(path, inputs=(), force=False):
-    """Refuse an output that would overwrite an input, or an existing file without force."""
+    """Refuse an output that would overwrite an input, that exists and is not a regular
+    file (never replaced, even with force), or that exists, without force."""
     path = Path(path)
+    if not _exists(path):
+        return
     for source in inputs:
-        if path.exists() and Path(source).exists() and path.resolve() == Path(source).resolve():
+        if isinstance(source, (str, Path)) and Path(source).exists() and path.resolve() == Path(source).resolve():
             raise WriteError(f"{path}: refusing to overwrite the input")
-    if path.exists() and not force:
+    if not force:
         raise OutputExistsError(f"{path}: exists (use --force to replace it)")
 
 
-def write_atomic(path, write):
+def _exists(path):
+    """Whether an output path exists; WriteError if it does but is not a regular file:
+    replacing a folder, a FIFO or a device (/dev/null, as root) with a file is never
+    what was meant."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:  # also a symlink to nothing: link() refuses it, replace() replaces it
+        return False
+    except OSError as e:
+        raise WriteError(f"{path}: cannot write ({_reason(e)})") from None
+    if refusal := _not_regular(path, mode):
+        raise WriteError(refusal)
+    return True
+
+
+def write_atomic(path, write, force=True):
     """Write a file by calling write(fileobj) on a temporary file in the same folder,
-    then fsync and rename it into place, so no partial output is ever left at `path`."""
+    then fsync and move it into place, so no partial output is ever left at `path`.
+    Returns what write() returned.
+
+    With force, an existing file is replaced; without, the move fails, leaving the file
+    as it is (OutputExistsError), also when it appeared while the output was written.
+    Whatever exists and is not a regular file is never replaced (WriteError).
+    """
     path = Path(path)
+    _exists(path)  # refuses what is not a regular file before the temporary file is made
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as e:
-        raise WriteError(f"{path}: cannot write ({e.strerror or e})") from None
+        raise WriteError(f"{path}: cannot write ({_reason(e)})") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            written = write(f)
             f.flush()
             os.fsync(f.fileno())
         # mkstemp creates the file 0600; give the output the usual umask-based mode.
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        _move_into_place(tmp, path, force)
     except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         if isinstance(e, OSError):
-            raise WriteError(f"{path}: cannot write ({e.strerror or e})") from None
+            raise WriteError(f"{path}: cannot write ({_reason(e)})") from None
         raise
     _fsync_folder(folder)
+    return written
+
+
+def _move_into_place(tmp, path, force):
+    exists = _exists(path)  # again: the slow work is done, and things may have appeared
+    if force:
+        os.replace(tmp, path)
+        return
+    refusal = OutputExistsError(f"{path}: exists (use --force to replace it)")
+    # link() never replaces: a file that appeared since any check is kept.
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise refusal from None
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+            raise
+        # A file system without hard links (FAT, some network ones): the check just made
+        # is the last, and only a file appearing in this instant would be replaced.
+        if exists:
+            raise refusal from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def _fsync_folder(folder):
@@ -217,13 +418,46 @@ def make_folder(path):
         raise WriteError(f"{path}: cannot create folder ({e.strerror or e})") from None
 
 
-def write_bytes(path, data):
-    write_atomic(path, lambda f: f.write(data))
+def write_bytes(path, data, force=True):
+    return write_atomic(path, lambda f: f.write(data), force)
 
 
-def save_pil(path, image, format=None):
+def image_format(path):
+    """The format, by Pillow's name ("PNG", "KMZ", ...), that `path`'s suffix asks for;
+    WriteError when Pillow writes none by that suffix."""
+    suffix = Path(path).suffix.lower()
+    format = Image.registered_extensions().get(suffix)
+    if format not in Image.SAVE:
+        raise WriteError(f"{path}: unknown image format for suffix {suffix!r}")
+    return format
+
+
+def pil_writer(image, format, name):
+    """write(fileobj) saving a PIL image as `format`: a format that cannot hold the image
+    (GIF, TGA, PCX, SGI and ICO store sizes in 16 bits, WebP allows 16383 pixels a side)
+    raises WriteError naming `name`, whatever Pillow raised (OverflowError,
+    struct.error, ValueError, ...); disk errors stay OSErrors for write_atomic."""
+
+    def write(f):
+        # libjpeg would also print its reason on stderr, past any handler.
+        if format == "JPEG" and max(image.size) > _JPEG_MAX_SIDE:
+            raise WriteError(f"{name}: cannot write as JPEG (at most {_JPEG_MAX_SIDE} pixels a side)")
+        try:
+            image.save(f, format=format)
+            return f.tell()
+        except OSError as e:
+            if e.errno is not None:
+                raise
+            raise WriteError(f"{name}: cannot write as {format} ({_lowercase(str(e))})") from None
+        except MemoryError:
+            raise
+        except Exception as e:  # noqa: BLE001 - each Pillow writer has its own ways to fail
+            raise WriteError(f"{name}: cannot write as {format} ({_lowercase(str(e) or type(e).__name__)})") from None
+
+    return write
+
+
+def save_pil(path, image, format=None, force=True):
     """Save a PIL image atomically; the format is chosen from the suffix unless given."""
-    format = format or Image.registered_extensions().get(Path(path).suffix.lower())
-    if format is None:
-        raise WriteError(f"{path}: unknown image format for suffix {Path(path).suffix!r}")
-    write_atomic(path, lambda f: image.save(f, format=format))
+    format = format or image_format(path)
+    return write_atomic(path, pil_writer(image, format, path), force)

@@ -53,6 +53,7 @@ REBUILD_DRIFT = 16.0  # re-sort the centre neighbour table once some centre move
 class Quantized:
     palette: np.ndarray  # (K, 3) uint8
     labels: np.ndarray  # (N,) uint16: index into palette (K <= 65536 fits)
+    squared_error: float  # sum over all pixels of the squared RGB distance (0..255) to their entry
 
 
 def _unpack(keys):
@@ -248,7 +249,7 @@ def quantize(pixels, k, seed=0, space="rgb"):
         order = np.argsort(histogram.keys)
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
-        return Quantized(colours[order], histogram.pixel_labels(rank))
+        return Quantized(colours[order], histogram.pixel_labels(rank), 0.0)
 
     to_space = srgb_to_oklab if space == "oklab" else (lambda rgb: rgb.astype(np.float32))
     points = to_space(colours)
@@ -291,4 +292,7 @@ def quantize(pixels, k, seed=0, space="rgb"):
     # cluster sums and masses that _move keeps up to date are not needed here).
     entries = to_space(palette).astype(np.float64)
     _kmeans.move(points, weights, centres, entries, labels, upper, lower, np.zeros((k, 3)), np.zeros(k), *table)
-    return Quantized(palette, histogram.pixel_labels(labels))
+    # From the histogram, not the pixels: one term per distinct colour.
+    diff = colours.astype(np.int64) - palette[labels].astype(np.int64)
+    squared_error = float(histogram.counts @ (diff * diff).sum(1))
+    return Quantized(palette, histogram.pixel_labels(labels), squared_error)

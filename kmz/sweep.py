@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .image import KmzImage, encode, psnr
+from . import checks
+from .image import KmzImage, encode
+from .quantize import MAX_K
 
 DEFAULT_KS = (2, 4, 8, 16, 32, 64, 128, 256)
 TILE = 320  # the contact sheet shrinks larger images to fit TILE x TILE; never enlarges
@@ -46,6 +48,11 @@ class SweepRow:
 
 def sweep(pixels, ks=DEFAULT_KS, seed=0, input_bytes=None, progress=None):
     """Encode pixels ((H, W, 3) uint8) at each K in ks; a SweepRow for each."""
+    ks = [checks.whole("k", k, 1, MAX_K) for k in ks]
+    if not ks:
+        raise ValueError("ks must name at least one K")
+    if input_bytes is not None:
+        checks.whole("input_bytes", input_bytes, 0)
     rows = []
     for number, k in enumerate(ks, 1):
         if progress:
@@ -54,7 +61,7 @@ def sweep(pixels, ks=DEFAULT_KS, seed=0, input_bytes=None, progress=None):
         image = encode(pixels, k=k, seed=seed)
         data = image.tobytes()
         seconds = time.perf_counter() - start
-        rows.append(SweepRow(k, image, len(data), psnr(pixels, image.to_array()), seconds, input_bytes))
+        rows.append(SweepRow(k, image, len(data), image.psnr, seconds, input_bytes))
     return rows
 
 

@@ -19,6 +19,8 @@ search does not look for it.
 
 from dataclasses import dataclass
 
+from . import checks
+
 DEFAULT_MAX_K = 256
 
 
@@ -53,8 +55,7 @@ def first_yes(question, k_max):
     """The smallest K in 1..k_max for which question(K) is true, by exponential probing
     then bisection (exact when the answer flips from no to yes once); None when
     question(k_max) is false. Returns (K or None, the K asked, in order)."""
-    if k_max < 1:
-        raise ValueError(f"k_max must be at least 1, not {k_max}")
+    k_max = checks.whole("k_max", k_max, 1)
     asked = []
 
     def ask(k):
@@ -77,7 +78,9 @@ def first_yes(question, k_max):
 
 def smallest_k_for_psnr(goal, psnr_at, k_max=DEFAULT_MAX_K):
     """The smallest K whose PSNR (psnr_at(K), in dB) reaches goal; when none in 1..k_max
-    does, the K tried with the highest PSNR, and met=False."""
+    does, the K tried with the highest PSNR, and met=False. goal must be a finite
+    number above 0 (a NaN would never be reached, and the search would end at k_max)."""
+    goal = checks.positive("goal", goal)
     measured = {}
 
     def reaches(k):
@@ -94,6 +97,7 @@ def smallest_k_for_psnr(goal, psnr_at, k_max=DEFAULT_MAX_K):
 def largest_k_for_bytes(budget, size_at, k_max=DEFAULT_MAX_K):
     """The largest K whose file (size_at(K) bytes) fits budget; K = 1 and met=False when
     not even that fits."""
+    budget = checks.whole("budget", budget, 1)
     too_big, tried = first_yes(lambda k: size_at(k) > budget, k_max)
     if too_big is None:
         k = k_max

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,7 @@ def tiny_tmpfs(tmp_path):
 
 def test_full_disk_gives_a_clear_error_and_leaves_nothing(tiny_tmpfs, capsys):
     out = tiny_tmpfs / "big.kmz"
-    with pytest.raises(kmz.WriteError, match=rf"^{out}: cannot write \(No space left on device\)$"):
+    with pytest.raises(kmz.WriteError, match=rf"^{out}: cannot write \(no space left on device\)$"):
         io.write_bytes(out, b"\0" * (1 << 20))
     assert list(tiny_tmpfs.iterdir()) == []
     # Through the CLI: 131,072 pixels of 256 grey levels, so 8 bits per index (128 KiB)
@@ -72,7 +73,7 @@ def test_full_disk_gives_a_clear_error_and_leaves_nothing(tiny_tmpfs, capsys):
     source = tiny_tmpfs.parent / "grey.png"
     Image.fromarray(np.arange(256 * 512, dtype=np.uint32).reshape(256, 512).astype(np.uint8)).save(source)
     assert main(["encode", str(source), "-k", "256", "-o", str(out)]) == 1
-    assert capsys.readouterr().err == f"kmz: error: {out}: cannot write (No space left on device)\n"
+    assert capsys.readouterr().err == f"kmz: error: {out}: cannot write (no space left on device)\n"
     assert list(tiny_tmpfs.iterdir()) == []
 
 
@@ -82,7 +83,7 @@ def test_enospc_simulated(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(kmz.WriteError, match=r"a.kmz: cannot write \(No space left on device\)$"):
+    with pytest.raises(kmz.WriteError, match=r"a.kmz: cannot write \(no space left on device\)$"):
         io.write_bytes(tmp_path / "a.kmz", b"data")
     assert list(tmp_path.iterdir()) == []
 
@@ -108,7 +109,7 @@ def read_only_folder(tmp_path):
 
 def test_read_only_folder_gives_a_clear_error(read_only_folder, tmp_path, capsys):
     out = read_only_folder / "a.kmz"
-    with pytest.raises(kmz.WriteError, match=rf"^{out}: cannot write \((Read-only file system|Operation not permitted|Permission denied)\)$"):
+    with pytest.raises(kmz.WriteError, match=rf"^{out}: cannot write \((read-only file system|operation not permitted|permission denied)\)$"):
         io.write_bytes(out, b"data")
     source = tmp_path / "a.png"
     Image.new("RGB", (4, 4), "red").save(source)
@@ -211,3 +212,135 @@ def test_sigkill_while_writing_keeps_the_old_output(tmp_path):
     # SIGKILL allows no clean-up: the temporary file stays, named so it is recognisable.
     (temp,) = leftovers(tmp_path)
     assert temp.startswith(".noise.kmz.") and temp.endswith(".tmp")
+
+
+# No-clobber is atomic ------------------------------------------------------------
+
+
+@pytest.fixture
+def appearing(monkeypatch):
+    """Make a file appear at `path` while the next encode quantizes: as another process
+    writing the same output would."""
+    real = kmz.image.quantize
+
+    def arrange(path, content=b"written meanwhile"):
+        def quantize_then_appear(*args, **kwargs):
+            result = real(*args, **kwargs)
+            Path(path).write_bytes(content)
+            return result
+
+        monkeypatch.setattr(kmz.image, "quantize", quantize_then_appear)
+
+    return arrange
+
+
+def test_a_file_appearing_during_the_encode_is_kept(tmp_path, capsys, appearing):
+    source, out = tmp_path / "a.png", tmp_path / "a.kmz"
+    _noise_png(source, 16)
+    appearing(out)
+    assert main(["encode", str(source), "-k", "4"]) == 1
+    assert capsys.readouterr() == ("", f"kmz: error: {out}: exists (use --force to replace it)\n")
+    assert out.read_bytes() == b"written meanwhile"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.kmz", "a.png"]
+
+
+def test_with_force_it_is_replaced(tmp_path, capsys, appearing):
+    source, out = tmp_path / "a.png", tmp_path / "a.kmz"
+    _noise_png(source, 16)
+    appearing(out)
+    assert main(["encode", str(source), "-k", "4", "--force"]) == 0
+    assert kmz.open(out).k == 4 and leftovers(tmp_path) == []
+
+
+def test_save_without_force_is_atomic_too(tmp_path, monkeypatch):
+    out = tmp_path / "a.png"
+    image = kmz.KmzImage(np.zeros((1, 3), np.uint8), np.zeros((2, 2), np.uint16))
+    real_save = Image.Image.save
+
+    def appear_while_writing(self, *args, **kwargs):
+        real_save(self, *args, **kwargs)
+        out.write_bytes(b"theirs")
+
+    monkeypatch.setattr(Image.Image, "save", appear_while_writing)
+    with pytest.raises(kmz.OutputExistsError, match=r"a.png: exists \(use --force to replace it\)$"):
+        image.save(out, force=False)
+    assert out.read_bytes() == b"theirs" and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("exists", [False, True])
+def test_without_hard_links_the_last_check_decides(tmp_path, monkeypatch, exists):
+    def no_links(source, target):
+        raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(os, "link", no_links)  # as on FAT
+    out = tmp_path / "a.kmz"
+    if exists:
+        out.write_bytes(b"old")
+        with pytest.raises(kmz.OutputExistsError):
+            io.write_bytes(out, b"new", force=False)
+        assert out.read_bytes() == b"old"
+    else:
+        io.write_bytes(out, b"new", force=False)
+        assert out.read_bytes() == b"new"
+    assert leftovers(tmp_path) == []
+
+
+# Ctrl-C ------------------------------------------------------------------------------
+
+
+INTERRUPTED_IMPORT = """
+import builtins, os, signal, sys
+real_import = builtins.__import__
+def interrupting_import(name, *args, **kwargs):
+    if name == "numpy":  # kmz's first heavy import: Ctrl-C while it loads
+        builtins.__import__ = real_import
+        os.kill(os.getpid(), signal.SIGINT)
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = interrupting_import
+import kmz_launch  # the `kmz` command's entry point
+sys.exit(kmz_launch.main())
+"""
+
+
+def test_ctrl_c_while_kmz_is_imported_is_one_line_and_130(tmp_path):
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT, "info", str(tmp_path / "x.kmz")],
+                          capture_output=True, text=True, env=ENV, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "kmz: interrupted\n")
+
+
+def test_the_kmz_command_is_the_launcher():
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        assert tomllib.load(f)["project"]["scripts"]["kmz"] == "kmz_launch:main"
+
+
+def test_ctrl_c_during_pillow_io_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    source = tmp_path / "a.png"
+    _noise_png(source, 16)
+    kmz.encode(source, k=4).save(tmp_path / "a.kmz")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Image, "open", interrupted)  # while Pillow reads
+        assert main(["encode", str(source), "-o", str(tmp_path / "b.kmz")]) == 130
+    assert capsys.readouterr() == ("", "kmz: interrupted\n")
+    monkeypatch.setattr(Image.Image, "save", interrupted)  # while Pillow writes, into the temporary file
+    assert main(["decode", str(tmp_path / "a.kmz"), "-o", str(tmp_path / "b.png")]) == 130
+    assert capsys.readouterr() == ("", "kmz: interrupted\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.kmz", "a.png"]
+
+
+def test_sigint_while_writing_removes_the_temporary_file(tmp_path):
+    source = tmp_path / "noise.png"
+    _noise_png(source, 64)
+    process = subprocess.Popen([sys.executable, "-c", SLOW_FSYNC_ENCODE, "encode", str(source), "-k", "16"],
+                               env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait_for(lambda: leftovers(tmp_path), 120), "no temporary file appeared"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert (process.returncode, out, err) == (130, "", "kmz: interrupted\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noise.png"]

@@ -185,7 +185,6 @@ def test_unreadable_image_is_one_line_and_status_1(capsys, tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        ([], "required"),
         (["compress", "x.png"], "invalid choice"),
         (["encode"], "required"),
         (["encode", "x.png", "-k", "0"], "K must be between 1 and 65536"),

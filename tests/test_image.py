@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 import kmz
+from kmz import sweep, targets
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 PHOTO = SAMPLES / "kodim03.png"
@@ -176,3 +177,140 @@ def test_encode_honours_exif_orientation(tmp_path):
     image = kmz.encode(path, k=4)
     assert (image.width, image.height) == (2, 4)
     assert (image.to_array() == np.rot90(pixels, -1)).all()
+
+
+# Misuse is ValueError, before the work ------------------------------------------------
+
+
+PIXELS = np.zeros((4, 4, 3), np.uint8)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"k": 2.5}, "k must be a whole number, not 2.5"),
+    ({"k": True}, "k must be a whole number, not True"),
+    ({"k": "8"}, "k must be a whole number, not '8'"),
+    ({"k": 0}, "k must be between 1 and 65536, not 0"),
+    ({"k": -3}, "k must be between 1 and 65536, not -3"),
+    ({"seed": -1}, "seed must be at least 0, not -1"),
+    ({"seed": 1.5}, "seed must be a whole number, not 1.5"),
+    ({"psnr": float("nan")}, "psnr must be a finite number greater than 0, not nan"),
+    ({"psnr": float("inf")}, "psnr must be a finite number greater than 0, not inf"),
+    ({"psnr": -20}, "psnr must be a finite number greater than 0, not -20"),
+    ({"psnr": True}, "psnr must be a finite number greater than 0, not True"),
+    ({"max_bytes": 0}, "max_bytes must be at least 1, not 0"),
+    ({"max_bytes": -100}, "max_bytes must be at least 1, not -100"),
+    ({"max_bytes": 1e3}, "max_bytes must be a whole number, not 1000.0"),
+    ({"max_pixels": -5}, "max_pixels must be a finite number greater than 0, not -5"),
+    ({"max_pixels": 0}, "max_pixels must be a finite number greater than 0, not 0"),
+    ({"space": "lab"}, "space must be one of rgb, oklab, not 'lab'"),
+    ({"coding": "zip"}, "unknown coding 'zip'"),
+    ({"frame": -1}, "frame must be at least 0, not -1"),
+])
+def test_misuse_is_a_value_error_naming_the_argument(kwargs, message, monkeypatch):
+    monkeypatch.setattr(kmz.image, "quantize", lambda *a, **k: pytest.fail("quantized despite misuse"))
+    image = Image.fromarray(PIXELS) if "frame" in kwargs else PIXELS
+    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        kmz.encode(image, **kwargs)
+
+
+def test_numpy_integers_are_whole_numbers():
+    assert kmz.encode(PIXELS, k=np.int64(2), seed=np.uint32(1), max_bytes=np.int32(1000)).k == 1
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: targets.smallest_k_for_psnr(float("nan"), lambda k: 30.0), "goal must be a finite number"),
+    (lambda: targets.largest_k_for_bytes(-1, lambda k: 100), "budget must be at least 1, not -1"),
+    (lambda: targets.first_yes(lambda k: True, 2.5), "k_max must be a whole number, not 2.5"),
+    (lambda: sweep.sweep(PIXELS, [2, 1.5]), "k must be a whole number, not 1.5"),
+    (lambda: sweep.sweep(PIXELS, []), "ks must name at least one K"),
+    (lambda: kmz.frombytes(kmz.encode(PIXELS, k=1).tobytes(), max_pixels=-1), "max_pixels must be a finite"),
+])
+def test_misuse_of_the_other_public_functions(call, message):
+    with pytest.raises(ValueError, match="^" + message):
+        call()
+
+
+def test_documented_exception_types_are_what_is_raised(tmp_path):
+    # TargetError (strict), OutputExistsError (force=False), WriteError (unknown suffix),
+    # ImageReadError (not an image), FormatError subclasses (bad bytes), OutOfMemoryError.
+    pixels = photo_crop()
+    with pytest.raises(kmz.TargetError) as caught:
+        kmz.encode(pixels, psnr=99, strict=True, k=4)
+    assert caught.value.result.k <= 4 and not caught.value.result.met
+    (tmp_path / "x.kmz").write_bytes(b"x")
+    with pytest.raises(kmz.OutputExistsError):
+        kmz.encode(pixels, k=2).save(tmp_path / "x.kmz", force=False)
+    with pytest.raises(kmz.WriteError, match=r"unknown image format for suffix '\.xyz'$"):
+        kmz.encode(pixels, k=2).save(tmp_path / "x.xyz")
+    with pytest.raises(kmz.ImageReadError):
+        kmz.encode(tmp_path / "x.kmz")
+    with pytest.raises(kmz.SignatureError):
+        kmz.open(io.BytesIO(b"\x89PNG\r\n\x1a\n" + bytes(40)))
+    assert issubclass(kmz.OutOfMemoryError, kmz.KmzError) and issubclass(kmz.OutOfMemoryError, MemoryError)
+
+
+# The error measured while encoding ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("space", ["rgb", "oklab"])
+@pytest.mark.parametrize("k", [1, 5, 64, 2000])
+def test_quantizer_squared_error_is_the_pixels_error(k, space):
+    pixels = photo_crop()
+    image = kmz.encode(pixels, k=k, space=space)
+    diff = pixels.astype(np.int64) - image.to_array()
+    assert image.squared_error == float((diff * diff).sum())
+    assert image.psnr == kmz.image.psnr(pixels, image.to_array())
+
+
+def test_lossless_encode_has_no_error():
+    image = kmz.encode(np.asarray(Image.open(GRAPHIC).convert("RGB")), k=256)
+    assert (image.squared_error, image.psnr) == (0.0, float("inf"))
+
+
+def test_dithered_error_is_measured_from_the_pixels(monkeypatch):
+    pixels = photo_crop()
+    monkeypatch.setattr(kmz.image, "_CHUNK", 7 * 48 * 3)  # several chunks of 7 rows, the last short
+    image = kmz.encode(pixels, k=8, dither=True)
+    diff = pixels.astype(np.int64) - image.to_array()
+    assert image.squared_error == float((diff * diff).sum())
+    assert image.squared_error > kmz.encode(pixels, k=8).squared_error  # dithering trades error for texture
+
+
+def test_decoded_images_do_not_know_their_error():
+    image = kmz.frombytes(kmz.encode(photo_crop(), k=4).tobytes())
+    assert image.squared_error is None and image.psnr is None
+
+
+def test_psnr_function_is_exact_and_checks_shapes():
+    a = photo_crop()
+    b = a.copy()
+    b[0, 0, 0] ^= 0xFF
+    b[31, 47, 2] ^= 0x0F
+    mse = ((int(a[0, 0, 0]) - int(b[0, 0, 0])) ** 2 + (int(a[31, 47, 2]) - int(b[31, 47, 2])) ** 2) / a.size
+    assert kmz.image.psnr(a, b) == pytest.approx(10 * np.log10(255**2 / mse), rel=1e-12)
+    with pytest.raises(ValueError, match="differ in shape"):
+        kmz.image.psnr(a, b[1:])
+
+
+# save() to a file object -------------------------------------------------------------------
+
+
+def test_save_to_a_file_object_needs_a_format_and_writes_it():
+    image = kmz.encode(photo_crop(), k=16)
+    kmz_bytes, png = io.BytesIO(), io.BytesIO()
+    assert image.save(kmz_bytes, format="kmz") == len(image.tobytes())
+    assert kmz_bytes.getvalue() == image.tobytes()
+    assert image.save(png, format="PNG") == len(png.getvalue())
+    assert Image.open(png).mode == "P"
+    with pytest.raises(ValueError, match="needs a format"):
+        image.save(io.BytesIO())
+    with pytest.raises(ValueError, match="unknown image format 'NOPE'"):
+        image.save(io.BytesIO(), format="nope")
+
+
+def test_save_to_a_file_object_writes_nothing_when_the_format_fails():
+    wide = kmz.KmzImage(np.zeros((2, 3), np.uint8), np.zeros((1, 70_000), np.uint16))
+    target = io.BytesIO()
+    with pytest.raises(kmz.WriteError, match=r"cannot write as GIF"):
+        wide.save(target, format="GIF")
+    assert target.getvalue() == b""

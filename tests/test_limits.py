@@ -1,6 +1,7 @@
 """The decoder's refusals (spec section 4) and the pixel limit, in the library and the CLI."""
 
 import importlib.util
+import re
 import struct
 import subprocess
 import sys
@@ -141,7 +142,76 @@ def test_limit_comes_before_the_length_check():
 
 def test_cli_no_limit_on_a_bomb_is_a_clean_out_of_memory(tmp_path, capsys):
     status = main(["decode", str(BAD / "pixel_bomb_2_62.kmz"), "--no-limit", "-o", str(tmp_path / "x.png")])
-    assert (status, capsys.readouterr().err) == (1, "kmz: error: out of memory\n")
+    err = capsys.readouterr().err
+    assert status == 1 and re.fullmatch(r"kmz: error: out of memory: decoding 2147483647 x 2147483647 pixels "
+                                        r"needs 9,223.4 PB, [\d,.]+ [kMGT]B available\n", err), err
+    assert list(tmp_path.iterdir()) == []
+
+
+GIB = 1 << 30
+
+
+@pytest.fixture
+def eight_gib(monkeypatch):
+    """A machine with 8 GiB available, whatever this one has."""
+    monkeypatch.setattr(kmz.io, "available_memory", lambda: 8 * GIB)
+
+
+def test_ten_gigapixels_are_refused_before_the_allocation(eight_gib, tmp_path, capsys):
+    # 31 bytes (K = 1, so no index data) that decode to 100000 x 100000 pixels: 20 GB of
+    # indices. Today's machine might even hold that; the next step would not.
+    bomb = tmp_path / "bomb.kmz"
+    body = fmt.Header(100_000, 100_000, 1).pack() + b"\x01\x02\x03"  # no index data: b = 0
+    bomb.write_bytes(body + struct.pack(">I", zlib.crc32(body)))
+    with pytest.raises(kmz.OutOfMemoryError, match=r"^out of memory: decoding 100000 x 100000 pixels needs "
+                       r"20.0 GB, 8.6 GB available$") as caught:
+        kmz.open(bomb, max_pixels=None)
+    assert isinstance(caught.value, MemoryError) and isinstance(caught.value, kmz.KmzError)
+    assert main(["decode", str(bomb), "--no-limit", "-o", str(tmp_path / "x.png")]) == 1
+    assert capsys.readouterr().err == ("kmz: error: out of memory: decoding 100000 x 100000 pixels needs 20.0 GB, "
+                                       "8.6 GB available\n")
+    assert main(["info", str(bomb), "--no-limit"]) == 1
+    assert "out of memory" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.kmz"]
+
+
+def test_an_image_too_big_for_memory_is_refused_before_it_is_loaded(eight_gib, tmp_path, capsys):
+    # The PNG's header declares 50000 x 50000 pixels: 17.5 GB to load, at the least.
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_declaring(50_000, 50_000))
+    with pytest.raises(kmz.OutOfMemoryError, match=rf"^{bomb}: out of memory: reading 50000 x 50000 pixels needs "
+                       r"17.5 GB, 8.6 GB available$"):
+        kmz.encode(bomb, max_pixels=None)
+    assert main(["encode", str(bomb), "--no-limit"]) == 1
+    assert capsys.readouterr().err.startswith(f"kmz: error: {bomb}: out of memory: reading 50000 x 50000 pixels")
+    # Quantizing needs memory of its own, checked before it starts.
+    with pytest.raises(kmz.OutOfMemoryError, match=r"^out of memory: quantizing 40000 x 40000 pixels needs 9.6 GB"):
+        kmz.encode(np.broadcast_to(np.zeros(3, np.uint8), (40_000, 40_000, 3)), max_pixels=None)
+
+
+def test_conversions_check_memory_too(monkeypatch):
+    monkeypatch.setattr(kmz.io, "available_memory", lambda: 2_000_000)
+    small_k = kmz.KmzImage(np.zeros((256, 3), np.uint8), np.zeros((1000, 1000), np.uint16))
+    assert small_k.to_pil().size == (1000, 1000)  # 1 byte a pixel: 1 MB fits
+    with pytest.raises(kmz.OutOfMemoryError, match=r"^out of memory: an array of 1000 x 1000 pixels needs 3.0 MB, 2.0 MB"):
+        small_k.to_array()
+    large_k = kmz.KmzImage(np.zeros((300, 3), np.uint8), np.zeros((1000, 1000), np.uint16))
+    with pytest.raises(kmz.OutOfMemoryError, match=r"^out of memory: an image of 1000 x 1000 pixels needs 7.0 MB"):
+        large_k.to_pil()
+
+
+def test_where_memory_is_not_known_nothing_is_refused(monkeypatch):
+    monkeypatch.setattr(kmz.io, "available_memory", lambda: None)
+    assert kmz.frombytes(k1_file(30, 20)).size == (30, 20)
+
+
+def test_available_memory_reads_memavailable():
+    available = kmz.io.available_memory()
+    if not Path("/proc/meminfo").exists():
+        assert available is None
+        return
+    line = next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemAvailable:"))
+    assert abs(available - int(line.split()[1]) * 1024) < 256 * 1024 * 1024  # it moves a little between reads
 
 
 def test_skip_checksum_skips_only_the_checksum():

@@ -83,12 +83,22 @@ def _identity(pixels):
 def test_cli_encode_shows_its_stages_on_a_terminal(tmp_path, monkeypatch):
     terminal = _encode_cli(tmp_path, monkeypatch)
     assert stages(terminal) == [
-        f"reading {tmp_path / 'in.png'}", "quantizing K=4", "packing", f"writing {tmp_path / 'in.kmz'}",
+        f"reading {tmp_path / 'in.png'}", "quantizing K=4", f"writing {tmp_path / 'in.kmz'}", "measuring --coding ctx",
     ]
 
 
 def test_cli_encode_quiet_shows_nothing(tmp_path, monkeypatch):
     assert _encode_cli(tmp_path, monkeypatch, "--quiet").getvalue() == ""
+
+
+@pytest.mark.parametrize("flags, shown", [((), True), (("-q",), False)])
+def test_cli_decode_shows_its_stages_on_a_terminal(tmp_path, monkeypatch, flags, shown):
+    _encode_cli(tmp_path, monkeypatch)
+    terminal = FakeTerminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert cli.main(["decode", str(tmp_path / "in.kmz"), "-o", str(tmp_path / "out.png"), *flags]) == 0
+    expected = [f"reading {tmp_path / 'in.kmz'}", "decoding", f"writing {tmp_path / 'out.png'}"]
+    assert stages(terminal) == (expected if shown else [])
 
 
 def _cli_under_a_terminal(tmp_path, *args):
@@ -126,7 +136,7 @@ def test_a_real_terminal_shows_the_stages(tmp_path):
     out, shown = _cli_under_a_terminal(tmp_path)
     assert out.startswith(f"{tmp_path / 'in.kmz'}: ")
     assert [LINE.match(line).group(1) for line in shown.splitlines()] == [
-        f"reading {tmp_path / 'in.png'}", "quantizing K=4", "packing", f"writing {tmp_path / 'in.kmz'}",
+        f"reading {tmp_path / 'in.png'}", "quantizing K=4", f"writing {tmp_path / 'in.kmz'}", "measuring --coding ctx",
     ]
 
 
