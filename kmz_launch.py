@@ -1,15 +1,20 @@
 """The `kmz` command's entry point. It lives outside the kmz package so that it runs
-before the package is imported: importing kmz (numpy, numba, Pillow) takes a second or
-so, and a Ctrl-C then would end in a traceback. SIGINT is held back during the import;
-kmz.cli.main lets it in, inside its handlers, where it ends in one line and exit 130.
+before the package is imported: a Ctrl-C during the import of kmz (numpy, Pillow)
+would end in a traceback. SIGINT is held back during the import; kmz.cli.main lets it
+in, inside its handlers, where it ends in one line and exit 130. Once the command is
+over, SIGINT is held back again: a Ctrl-C while the interpreter exits changes nothing.
 """
 
 import signal
 
 
 def main():
-    if hasattr(signal, "pthread_sigmask"):  # POSIX; elsewhere the import stays interruptible
+    posix = hasattr(signal, "pthread_sigmask")  # elsewhere the import stays interruptible
+    if posix:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     from kmz.cli import main as run
 
-    return run()
+    status = run()
+    if posix:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    return status
