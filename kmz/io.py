@@ -9,8 +9,8 @@ import contextlib
 import errno
 import io
 import os
+import secrets
 import stat
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -347,23 +347,24 @@ def write_atomic(path, write, force=True):
     path = Path(path)
     _exists(path)  # refuses what is not a regular file before the temporary file is made
     folder = path.parent if str(path.parent) else Path(".")
+    # The temporary file's name is known before the file exists, so that a Ctrl-C at
+    # any moment, even while it is being created, leaves nothing behind.
+    tmp = folder / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise WriteError(f"{path}: cannot write ({_reason(e)})") from None
-    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             written = write(f)
             f.flush()
             os.fsync(f.fileno())
-        # mkstemp creates the file 0600; give the output the usual umask-based mode.
+        # Created 0600 while written; the output gets the usual umask-based mode.
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         _move_into_place(tmp, path, force)
     except BaseException as e:
         try:
-            os.unlink(tmp)
+            if not isinstance(e, FileExistsError):  # only O_EXCL says that: not ours to remove
+                os.unlink(tmp)
         except OSError:
             pass
         if isinstance(e, OSError):
