@@ -217,7 +217,7 @@ def convert_file(source, target, job):
         image = open_kmz(source)
         image.save(target)
         return {"bytes": os.path.getsize(target), "k": image.k, "psnr": None}
-    pixels = io.read_image(source)
+    pixels, _ = io.open_image(source)
     image = encode(pixels, k=job.k, seed=job.seed)
     image.save(target)
     quality = psnr(pixels, image.to_array())

@@ -95,7 +95,7 @@ def _parser():
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.add_argument("--frame", type=_frame, help="the frame of an animation to encode (default: 0, with a note)")
     p.add_argument("--background", type=_colour, default=io.DEFAULT_BACKGROUND,
-                   help="colour under transparent pixels: a name or #rrggbb (default: white)")
+                   help="flatten transparency onto this colour: a name or #rrggbb (default: keep it, RGBA)")
     _add_limit_options(p, checksum=False)
     target = p.add_mutually_exclusive_group()
     target.add_argument("--psnr", type=_positive(float), metavar="DB",
@@ -246,7 +246,7 @@ def _sweep(args):
     io.make_folder(folder)
     with Progress(quiet=args.quiet) as progress:
         progress(f"reading {args.input}")
-        pixels = io.read_image(args.input)
+        pixels, _ = io.open_image(args.input)
         input_bytes = args.input.stat().st_size
         rows = sweep.sweep(pixels, args.k, seed=args.seed, input_bytes=input_bytes, progress=progress)
         progress("drawing the contact sheet")

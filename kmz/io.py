@@ -15,7 +15,7 @@ from . import format as fmt
 from .errors import ImageReadError, KmzError, OutputExistsError, WriteError
 
 
-DEFAULT_BACKGROUND = "white"
+DEFAULT_BACKGROUND = None  # keep transparency; a colour flattens onto it
 _ORIENTATION = 0x0112  # the EXIF tag
 
 
@@ -64,15 +64,17 @@ def _rgb_and_alpha(image, notes):
 
 
 def convert_image(image, frame=None, background=DEFAULT_BACKGROUND, max_pixels=fmt.PACKAGE_LIMIT):
-    """A PIL image as (pixels, notes): pixels an (H, W, 3) uint8 RGB array, upright (EXIF
+    """A PIL image as (pixels, notes): pixels an (H, W, 3) uint8 RGB array, or (H, W, 4)
+    straight RGBA when the image has transparency (an alpha below 255), upright (EXIF
     orientation applied), and notes a list of sentences saying what was done to get there.
 
-    frame picks a frame of an animation (default: the first, with a note). Transparent
-    pixels are composited onto `background` (a Pillow colour name, '#rrggbb' or an RGB
-    tuple), since .kmz stores RGB. The pixel limit (kmz.MAX_IMAGE_PIXELS unless given;
-    None for none) is checked before the pixels are loaded.
+    frame picks a frame of an animation (default: the first, with a note). Given a
+    `background` (a Pillow colour name, '#rrggbb' or an RGB tuple), transparent pixels
+    are composited onto it and the pixels are RGB. An alpha channel that is 255
+    everywhere is dropped. The pixel limit (kmz.MAX_IMAGE_PIXELS unless given; None for
+    none) is checked before the pixels are loaded.
     """
-    bg = _background_rgb(background)
+    bg = None if background is None else _background_rgb(background)
     notes = []
     frames = getattr(image, "n_frames", 1)
     if frame is not None and not 0 <= frame < frames:
@@ -90,6 +92,8 @@ def convert_image(image, frame=None, background=DEFAULT_BACKGROUND, max_pixels=f
         image = ImageOps.exif_transpose(image)
         notes.append(f"rotated/flipped upright as its EXIF orientation ({orientation}) says")
     rgb, alpha = _rgb_and_alpha(image, notes)
+    if alpha is not None and (alpha < 255).any() and bg is None:
+        return np.ascontiguousarray(np.dstack([rgb, alpha])), notes
     if alpha is not None and (alpha < 255).any():
         a = alpha.astype(np.uint32)[:, :, None]
         rgb = (rgb * a + np.array(bg, dtype=np.uint32) * (255 - a) + 127) // 255
@@ -99,18 +103,14 @@ def convert_image(image, frame=None, background=DEFAULT_BACKGROUND, max_pixels=f
     return np.ascontiguousarray(rgb), notes
 
 
-def to_rgb_array(image):
-    """A PIL image as an (H, W, 3) uint8 array, upright (EXIF orientation applied)."""
-    return convert_image(image)[0]
-
-
 def open_image(path, frame=None, background=DEFAULT_BACKGROUND, max_pixels=fmt.PACKAGE_LIMIT):
     """Read any image Pillow can read: (pixels, notes) as convert_image gives them.
 
     Every failure (no such file, not an image, truncated or corrupt, over the pixel
     limit, no such frame) is a KmzError whose message starts with the path.
     """
-    _background_rgb(background)  # a bad colour is API misuse, not a bad file
+    if background is not None:
+        _background_rgb(background)  # a bad colour is API misuse, not a bad file
     try:
         # kmz's own limit (checked in convert_image) replaces Pillow's for this read.
         with _without_pillow_limit(), Image.open(path) as image:
@@ -141,9 +141,16 @@ def _without_pillow_limit():
         Image.MAX_IMAGE_PIXELS = saved
 
 
+def to_rgb_array(image):
+    """A PIL image as an (H, W, 3) uint8 array, upright (EXIF orientation applied), any
+    transparency composited onto white (as before RGBA support: open_image keeps it)."""
+    return convert_image(image, background="white")[0]
+
+
 def read_image(path):
-    """Read any image Pillow can read as an (H, W, 3) uint8 RGB array."""
-    return open_image(path)[0]
+    """Read any image Pillow can read as an (H, W, 3) uint8 RGB array, any transparency
+    composited onto white (as before RGBA support: open_image keeps it)."""
+    return open_image(path, background="white")[0]
 
 
 def read_bytes(path):
