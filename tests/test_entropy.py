@@ -34,7 +34,7 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 
 def ctx_file(indices, palette):
     indices = np.asarray(indices)
-    header = fmt.Header(indices.shape[1], indices.shape[0], len(palette), fmt.CODING_CTX)
+    header = fmt.Header(indices.shape[1], indices.shape[0], len(palette), fmt.CODING_CTX, alpha=palette.shape[1] == 4)
     return fmt.encode(header, palette, indices)
 
 
@@ -259,7 +259,8 @@ def test_vectors_good():
         text = (VECTORS / f"{name}.txt").read_text().splitlines()
         fields = dict(line.split(" ", 1) for line in text[1:6])
         width, height, k = int(fields["width"]), int(fields["height"]), int(fields["k"])
-        palette_start = text.index("palette (index: R,G,B)") + 1
+        title = next(line for line in text if line.startswith("palette (index: "))
+        palette_start = text.index(title) + 1
         palette = [list(map(int, line.split(": ")[1].split(","))) for line in text[palette_start : palette_start + k]]
         rows = text[text.index("indices (one image row per line)") + 1 :]
         expected = np.array([list(map(int, row.split())) for row in rows])
