@@ -200,7 +200,8 @@ def _encode(args):
         data = image.tobytes()
         progress(f"writing {output}")
         io.write_bytes(output, data)
-    formula_bits = 24 * image.k + image.width * image.height * image.bits_per_index
+    entry_bits = 8 * image.channels
+    formula_bits = entry_bits * image.k + image.width * image.height * image.bits_per_index
     quality = psnr(pixels, image.to_array())
     asked = image.target.k if image.target else args.k or DEFAULT_K
     note = "" if image.k == asked else f" (the image has only {image.k} colours)"
@@ -208,7 +209,7 @@ def _encode(args):
     coded = "" if image.coding == "raw" else f", coding {image.coding} (raw: {image.header.file_size:,} bytes)"
     print(
         f"{output}: {len(data):,} bytes{coded}, K={image.k}{note}, {image.bits_per_index} bits per index, "
-        f"formula 24K + N*b = {formula_bits:,} bits + {fmt.OVERHEAD} bytes overhead, "
+        f"formula {entry_bits}K + N*b = {formula_bits:,} bits + {fmt.OVERHEAD} bytes overhead, "
         f"PSNR {quality:.2f} dB{target}"
     )
 
@@ -310,11 +311,12 @@ def describe(data, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
         "height": header.height,
         "k": k,
         "bits_per_index": b,
-        "palette_bits": 24 * k,
+        "channels": "RGBA" if header.alpha else "RGB",
+        "palette_bits": 8 * header.channels * k,
         "index_bits": n * b,
         "padding_bits": 8 * fmt.bitpack.packed_size(n, b) - n * b,
         "overhead_bytes": fmt.OVERHEAD,
-        "index_bytes": len(data) - fmt.OVERHEAD - 3 * k,
+        "index_bytes": len(data) - fmt.OVERHEAD - header.channels * k,
         "formula_bytes": header.file_size,
         "file_bytes": len(data),
         "raw_rgb_bytes": 3 * n,
@@ -328,14 +330,15 @@ def _info(args):
         print(json.dumps(info, indent=2))
         return
     formula_bits = info["palette_bits"] + info["index_bits"]
+    entry_bits = info["palette_bits"] // info["k"]
     ratio = info["file_bytes"] / info["raw_rgb_bytes"]
     print(
         f"{args.input}: kmz version {info['version']}, coding {info['coding']}\n"
         f"  size            {info['width']} x {info['height']} = {info['width'] * info['height']:,} pixels\n"
-        f"  palette         K = {info['k']}, {info['bits_per_index']} bits per index\n"
-        f"  palette bits    24K = {info['palette_bits']:,}\n"
+        f"  palette         K = {info['k']} {info['channels']} entries, {info['bits_per_index']} bits per index\n"
+        f"  palette bits    {entry_bits}K = {info['palette_bits']:,}\n"
         f"  index bits      N*b = {info['index_bits']:,}\n"
-        f"  formula         24K + N*b = {formula_bits:,} bits"
+        f"  formula         {entry_bits}K + N*b = {formula_bits:,} bits"
         f" (+ {info['padding_bits']} padding bits)\n"
         f"  index data      {info['index_bytes']:,} bytes, coding {info['coding']}\n"
         f"  overhead        {info['overhead_bytes']} bytes (24 header + 4 CRC-32)\n"
