@@ -335,7 +335,8 @@ def _info(args):
     print(
         f"{args.input}: kmz version {info['version']}, coding {info['coding']}\n"
         f"  size            {info['width']} x {info['height']} = {info['width'] * info['height']:,} pixels\n"
-        f"  palette         K = {info['k']} {info['channels']} entries, {info['bits_per_index']} bits per index\n"
+        f"  palette         K = {info['k']}, {info['bits_per_index']} bits per index\n"
+        f"  channels        {info['channels']} ({entry_bits // 8} bytes per palette entry)\n"
         f"  palette bits    {entry_bits}K = {info['palette_bits']:,}\n"
         f"  index bits      N*b = {info['index_bits']:,}\n"
         f"  formula         {entry_bits}K + N*b = {formula_bits:,} bits"
