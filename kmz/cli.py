@@ -192,6 +192,9 @@ def _encode(args):
         pixels, notes = io.open_image(args.input, args.frame, args.background, args.max_pixels)
         for note in notes:
             print(f"kmz: note: {note}", file=sys.stderr)
+        if pixels.shape[2] == 4 and (args.space != "rgb" or args.dither):
+            args.usage_error("--space oklab and --dither are for opaque images; this one has transparency"
+                             " (--background COLOUR flattens it)")
         image = encode(pixels, k=args.k, seed=args.seed, psnr=args.psnr, max_bytes=args.max_bytes,
                        strict=args.strict, progress=progress, coding=args.coding,
                        space=args.space, dither=args.dither,

@@ -238,3 +238,11 @@ def test_a_corpus_icon_survives_encode_then_decode(tmp_path):
     original = np.asarray(Image.open(source).convert("RGBA"))
     with Image.open(tmp_path / "c.png") as png:
         assert psnr(original, np.asarray(png.convert("RGBA"))) == float("inf")  # 246 colours: exact
+
+
+def test_cli_refuses_oklab_and_dither_for_rgba(tmp_path, capsys):
+    source = tmp_path / "icon.png"
+    Image.fromarray(icon(), "RGBA").save(source)
+    assert main(["encode", str(source), "--dither"]) == 2
+    assert "transparency" in capsys.readouterr().err
+    assert main(["encode", str(source), "--space", "oklab", "--background", "white"]) == 0
