@@ -112,7 +112,7 @@ def _add_encode_options(p):
         p.add_argument("--dither", action="store_true", help="Floyd-Steinberg error diffusion (K <= 256)"),
         p.add_argument("--frame", type=_frame, help="the frame of an animation to encode (default: 0, with a note)"),
         p.add_argument("--background", type=_colour, default=io.DEFAULT_BACKGROUND,
-                       help="colour under transparent pixels: a name or #rrggbb (default: white)"),
+                       help="flatten transparency onto this colour: a name or #rrggbb (default: keep it, RGBA)"),
         target.add_argument("--psnr", type=_positive(float), metavar="DB",
                             help="choose the smallest K whose PSNR reaches DB (a search)"),
         target.add_argument("--max-bytes", type=_positive(int), metavar="N",
@@ -290,10 +290,11 @@ def _encode(args):
     note = "" if image.k == asked else f" (the image has only {_plural(image.k, 'colour')})"
     target = f"; {image.target.describe()}" if image.target else ""
     if format == "KMZ":
-        formula_bits = 24 * image.k + image.width * image.height * image.bits_per_index
+        entry_bits = 8 * image.channels
+        formula_bits = entry_bits * image.k + image.width * image.height * image.bits_per_index
         coded = "" if image.coding == "raw" else f", coding {image.coding} (raw: {image.header.file_size:,} bytes)"
-        details = (f"{_plural(image.bits_per_index, 'bit')} per index, formula 24K + N*b = {formula_bits:,} bits"
-                   f" + {fmt.OVERHEAD} bytes overhead, ")
+        details = (f"{_plural(image.bits_per_index, 'bit')} per index, formula {entry_bits}K + N*b = "
+                   f"{formula_bits:,} bits + {fmt.OVERHEAD} bytes overhead, ")
     else:
         coded, details = f" as {format}", ""
     _say(f"{name}: {size:,} bytes{coded}, K={image.k}{note}, {details}PSNR {image.psnr:.2f} dB{target}{hint}",
@@ -305,6 +306,9 @@ def _quantized(source, args, progress):
     pixels, notes = io.open_image(source, args.frame, args.background, args.max_pixels)
     for note in notes:
         print(f"kmz: note: {note}", file=sys.stderr)
+    if pixels.shape[2] == 4 and (args.space != "rgb" or args.dither):
+        args.usage_error("--space oklab and --dither are for opaque images; this one has transparency"
+                         " (--background COLOUR flattens it)")
     return encode(pixels, k=args.k, seed=args.seed, psnr=args.psnr, max_bytes=args.max_bytes,
                   strict=args.strict, progress=progress, coding=args.coding, space=args.space,
                   dither=args.dither, max_pixels=None)  # checked by open_image
@@ -351,7 +355,7 @@ def _sweep(args):
     io.make_folder(folder)
     with Progress(quiet=args.quiet) as progress:
         progress(f"reading {args.input}")
-        pixels = io.read_image(args.input)
+        pixels, _ = io.open_image(args.input)
         input_bytes = args.input.stat().st_size
         rows = sweep.sweep(pixels, args.k, seed=args.seed, input_bytes=input_bytes, progress=progress)
         progress("drawing the contact sheet")
@@ -417,11 +421,12 @@ def describe(data, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
         "height": header.height,
         "k": k,
         "bits_per_index": b,
-        "palette_bits": 24 * k,
+        "channels": "RGBA" if header.alpha else "RGB",
+        "palette_bits": 8 * header.channels * k,
         "index_bits": n * b,
         "padding_bits": 8 * fmt.bitpack.packed_size(n, b) - n * b,
         "overhead_bytes": fmt.OVERHEAD,
-        "index_bytes": len(data) - fmt.OVERHEAD - 3 * k,
+        "index_bytes": len(data) - fmt.OVERHEAD - header.channels * k,
         "formula_bytes": header.file_size,
         "file_bytes": len(data),
         "raw_rgb_bytes": 3 * n,
@@ -436,14 +441,16 @@ def _info(args):
         print(json.dumps(info, indent=2))
         return
     formula_bits = info["palette_bits"] + info["index_bits"]
+    entry_bits = info["palette_bits"] // info["k"]
     ratio = info["file_bytes"] / info["raw_rgb_bytes"]
     print(
         f"{source_name}: kmz version {info['version']}, coding {info['coding']}\n"
         f"  size            {info['width']} x {info['height']} = {info['width'] * info['height']:,} pixels\n"
         f"  palette         K = {info['k']}, {_plural(info['bits_per_index'], 'bit')} per index\n"
-        f"  palette bits    24K = {info['palette_bits']:,}\n"
+        f"  channels        {info['channels']} ({entry_bits // 8} bytes per palette entry)\n"
+        f"  palette bits    {entry_bits}K = {info['palette_bits']:,}\n"
         f"  index bits      N*b = {info['index_bits']:,}\n"
-        f"  formula         24K + N*b = {formula_bits:,} bits"
+        f"  formula         {entry_bits}K + N*b = {formula_bits:,} bits"
         f" (+ {info['padding_bits']} padding bits)\n"
         f"  index data      {info['index_bytes']:,} bytes, coding {info['coding']}\n"
         f"  overhead        {info['overhead_bytes']} bytes (24 header + 4 CRC-32)\n"

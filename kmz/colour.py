@@ -50,3 +50,32 @@ def oklab_to_srgb(lab):
     """(N, 3) Oklab scaled by SCALE -> (N, 3) float64 sRGB in 0..255 (not rounded)."""
     lms = (np.asarray(lab, dtype=np.float64) / SCALE) @ _LAB_TO_LMS.T
     return _encode_srgb(lms**3 @ _LMS_TO_RGB.T) * 255.0
+
+
+# RGBA and the composite metric. A pixel (C, alpha) shows as C·a over black and
+# C·a + 255(1 - a) over white (a = alpha/255). With p = C·a and A = alpha, an error
+# (e_p per channel, e_A) shows as e_p over black and e_p - e_A over white; the mean of
+# the two squared errors, summed over the channels, is
+#     sum_c (e_c^2 + (e_c - e_A)^2) / 2 = sum_c (e_c - e_A/2)^2 + (3/4) e_A^2,
+# a squared Euclidean distance in the coordinates u_c = p_c - A/2 = a(C - 127.5) and
+# v = (sqrt(3)/2) A. k-means there minimises the composite error exactly. A fully
+# transparent pixel is the origin whatever its colour.
+_V_SCALE = np.sqrt(3.0) / 2.0
+
+
+def rgba_to_composite(rgba):
+    """(N, 4) uint8 straight RGBA -> (N, 4) float32 (u_R, u_G, u_B, v)."""
+    rgba = np.asarray(rgba, dtype=np.float64)
+    alpha = rgba[:, 3:]
+    return np.hstack([alpha / 255.0 * (rgba[:, :3] - 127.5), _V_SCALE * alpha]).astype(np.float32)
+
+
+def composite_to_rgba(points):
+    """(N, 4) composite coordinates -> (N, 4) uint8 straight RGBA, the nearest bytes:
+    alpha rounded first, then each channel's best value for that alpha (the centre's
+    u + A'/2, divided by a'). An alpha of 0 gives (0, 0, 0, 0)."""
+    points = np.asarray(points, dtype=np.float64)
+    alpha = np.clip(np.rint(points[:, 3:] / _V_SCALE), 0, 255)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rgb = np.where(alpha > 0, points[:, :3] * 255.0 / alpha + 127.5, 0.0)
+    return np.hstack([np.clip(np.rint(rgb), 0, 255), alpha]).astype(np.uint8)

@@ -6,7 +6,8 @@ coded as a choice among the distinct neighbours, by adaptive binary decisions in
 context made of the neighbours' equality pattern, of two farther pixels and of how many
 neighbours were themselves escapes. A pixel equal to none of them (an escape) is coded
 as its rank among the palette entries sorted by colour distance to the left
-neighbour's colour, the neighbours left out: an adaptive Elias-gamma code.
+neighbour's colour (for RGBA, by the composite distance), the neighbours left out: an
+adaptive Elias-gamma code.
 
 Every context depends on the pixels decoded before it, so the loop is sequential by
 nature: it is C (kmz/_native/ctx.c, module kmz._ctx), run with the GIL released. All
@@ -30,11 +31,15 @@ _OK, _TRUNCATED, _TRAILING, _BAD_START, _RANK = range(5)
 
 
 def _palette(palette):
-    """The palette as the coder takes it: (K, 3) bytes, K from 1 to MAX_K."""
+    """The palette as the coder takes it: (K, 3) bytes, or (K, 4) for RGBA (escapes then
+    rank by the composite distance, spec/CODING.md 4.3), K from 1 to MAX_K."""
+    palette = np.ascontiguousarray(palette, dtype=np.uint8)
     k = len(palette)
     if not 1 <= k <= MAX_K:
         raise ValueError(f"coding ctx supports K from 1 to {MAX_K}, not {k}")
-    return np.ascontiguousarray(palette, dtype=np.uint8).reshape(k, 3)
+    if palette.ndim != 2 or palette.shape[1] not in (3, 4):
+        raise ValueError("palette must be (K, 3) or (K, 4)")
+    return palette
 
 
 def encode(indices, palette):

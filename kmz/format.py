@@ -6,14 +6,14 @@ Works on bytes in memory only; knows nothing of k-means, files or PNG.
         u8  signature[8];      // 8B 'K' 'M' 'Z' 0D 0A 1A 0A
         u8  version;           // 1
         u8  coding;            // index coding: 0 = raw bit-packed, 1 = ctx (spec/CODING.md)
-        u16 reserved;          // must be 0
+        u16 flags;             // bit 0: the palette has alpha (RGBA entries); others 0
         u32 width;             // 1 .. 2^31 - 1
         u32 height;            // 1 .. 2^31 - 1
         u16 k_minus_1;         // K - 1, so K is 1 .. 65536
         u8  bits_per_index;    // must equal ceil(log2 K): 0 when K = 1
         u8  reserved;          // must be 0
     };
-    u8  palette[K][3];         // R, G, B
+    u8  palette[K][C];         // R, G, B (C = 3), or R, G, B, A (C = 4, flag bit 0)
     u8  indices[ceil(W*H*b / 8)];  // row-major, b bits each, MSB first (spec 3.3)
                                    // coding 1: a range-coded payload of any length
     u32 crc32;                 // CRC-32 (ISO-HDLC, as zlib) of every byte before it
@@ -48,6 +48,7 @@ CODINGS = {CODING_RAW: "raw", CODING_CTX: "ctx"}
 CTX_MAX_K = entropy.MAX_K
 # A coding-1 payload of P bytes never holds more than 2^19 * P pixels (spec/CODING.md 6).
 CTX_PIXELS_PER_BYTE = 1 << 19
+FLAG_ALPHA = 0x0001  # the flags field's only defined bit: RGBA palette entries (spec 3.1)
 HEADER_SIZE = 24
 TRAILER_SIZE = 4
 OVERHEAD = HEADER_SIZE + TRAILER_SIZE
@@ -65,9 +66,9 @@ def bits_per_index(k):
     return (k - 1).bit_length()
 
 
-def file_size(width, height, k):
-    """Exact length in bytes of a raw-coded file (spec 3.4)."""
-    return OVERHEAD + 3 * k + bitpack.packed_size(width * height, bits_per_index(k))
+def file_size(width, height, k, alpha=False):
+    """Exact length in bytes of a raw-coded file (spec 3.4), with RGBA entries when alpha."""
+    return OVERHEAD + (4 if alpha else 3) * k + bitpack.packed_size(width * height, bits_per_index(k))
 
 
 def coding_id(name):
@@ -84,6 +85,7 @@ class Header:
     height: int
     k: int
     coding: int = CODING_RAW
+    alpha: bool = False  # RGBA palette entries
 
     def __post_init__(self):
         for name in ("width", "height"):
@@ -102,17 +104,22 @@ class Header:
         return bits_per_index(self.k)
 
     @property
+    def channels(self):
+        """Bytes per palette entry: 3 (RGB) or 4 (RGBA)."""
+        return 4 if self.alpha else 3
+
+    @property
     def pixel_count(self):
         return self.width * self.height
 
     @property
     def file_size(self):
         """The raw coding's file length (spec 3.4), whatever this header's coding."""
-        return file_size(self.width, self.height, self.k)
+        return file_size(self.width, self.height, self.k, self.alpha)
 
     def pack(self):
         return _HEADER.pack(
-            SIGNATURE, VERSION, self.coding, 0, self.width, self.height,
+            SIGNATURE, VERSION, self.coding, FLAG_ALPHA if self.alpha else 0, self.width, self.height,
             self.k - 1, self.bits_per_index, 0,
         )
 
@@ -127,12 +134,12 @@ def read_header(data):
         raise SignatureError("not a .kmz file (bad signature)")
     if len(data) < HEADER_SIZE:
         raise LengthError(f"truncated: {len(data)} bytes, shorter than the {HEADER_SIZE}-byte header")
-    _, version, coding, reserved, width, height, k_minus_1, bits, reserved2 = _HEADER.unpack(data)
+    _, version, coding, flags, width, height, k_minus_1, bits, reserved = _HEADER.unpack(data)
     if version != VERSION:
         raise VersionError(f"unknown format version {version} (this decoder reads version {VERSION})")
     if coding not in CODINGS:
         raise HeaderError(f"unknown index coding {coding}")
-    if reserved or reserved2:
+    if flags & ~FLAG_ALPHA or reserved:
         raise HeaderError("reserved header bits are not zero")
     for name, value in (("width", width), ("height", height)):
         if not 1 <= value <= MAX_DIMENSION:
@@ -142,7 +149,7 @@ def read_header(data):
         raise HeaderError(f"bits per index is {bits}; K = {k} needs {bits_per_index(k)}")
     if coding == CODING_CTX and k > CTX_MAX_K:
         raise HeaderError(f"coding ctx allows K up to {CTX_MAX_K}, not {k}")
-    return Header(width, height, k, coding)
+    return Header(width, height, k, coding, alpha=bool(flags & FLAG_ALPHA))
 
 
 class _PackageLimit:
@@ -183,11 +190,12 @@ def check_pixel_limit(width, height, max_pixels=PACKAGE_LIMIT):
 
 
 def encode(header, palette, indices):
-    """Assemble a complete file from a header, a (K, 3) uint8 palette and W*H indices."""
+    """Assemble a complete file from a header, a (K, 3) uint8 palette ((K, 4) when
+    header.alpha) and W*H indices."""
     palette = np.asarray(palette, dtype=np.uint8)
     indices = np.asarray(indices).reshape(-1)
-    if palette.shape != (header.k, 3):
-        raise ValueError(f"palette must have shape ({header.k}, 3), not {palette.shape}")
+    if palette.shape != (header.k, header.channels):
+        raise ValueError(f"palette must have shape ({header.k}, {header.channels}), not {palette.shape}")
     if len(indices) != header.pixel_count:
         raise ValueError(f"expected {header.pixel_count} indices, got {len(indices)}")
     if len(indices) and int(indices.max()) >= header.k:
@@ -201,7 +209,8 @@ def encode(header, palette, indices):
 
 
 def decode(data, verify_checksum=True, max_pixels=PACKAGE_LIMIT):
-    """Validate a complete file and return (header, palette (K, 3) uint8, indices (H, W) uint16).
+    """Validate a complete file and return (header, palette (K, 3) uint8 or (K, 4) when
+    header.alpha, indices (H, W) uint16).
 
     Checks, in the order of spec section 4: signature, version, header fields, pixel
     limit (check_pixel_limit with max_pixels), length, checksum, padding bits, index range.
@@ -216,9 +225,9 @@ def decode(data, verify_checksum=True, max_pixels=PACKAGE_LIMIT):
     (stored_crc,) = struct.unpack(">I", data[-TRAILER_SIZE:])
     if verify_checksum and zlib.crc32(body) != stored_crc:
         raise ChecksumError(f"checksum mismatch: stored {stored_crc:08x}, computed {zlib.crc32(body):08x}")
-    k, bits, count = header.k, header.bits_per_index, header.pixel_count
-    palette = np.frombuffer(body, dtype=np.uint8, count=3 * k, offset=HEADER_SIZE).reshape(k, 3)
-    index_data = body[HEADER_SIZE + 3 * k :]
+    k, bits, count, channels = header.k, header.bits_per_index, header.pixel_count, header.channels
+    palette = np.frombuffer(body, dtype=np.uint8, count=channels * k, offset=HEADER_SIZE).reshape(k, channels)
+    index_data = body[HEADER_SIZE + channels * k :]
     if header.coding == CODING_CTX:
         return header, palette.copy(), entropy.decode(index_data, palette, header.width, header.height)
     spare_bits = 8 * len(index_data) - count * bits
@@ -246,11 +255,12 @@ def check_length(header, length):
             what = "truncated" if length < expected else "trailing bytes"
             raise LengthError(f"{what}: file is {length} bytes, its header implies {expected}")
         return
-    payload = length - OVERHEAD - 3 * header.k
+    palette_size = header.channels * header.k
+    payload = length - OVERHEAD - palette_size
     if payload < 5:
         raise LengthError(
             f"truncated: file is {length} bytes, a coded file with K = {header.k} needs at least "
-            f"{OVERHEAD + 3 * header.k + 5}"
+            f"{OVERHEAD + palette_size + 5}"
         )
     if header.pixel_count > CTX_PIXELS_PER_BYTE * payload:
         raise LengthError(

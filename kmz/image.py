@@ -14,7 +14,7 @@ from . import checks
 from . import format as fmt
 from . import io
 from . import targets
-from .errors import TargetError
+from .errors import TargetError, WriteError
 from .dither import dither as diffuse
 from .quantize import SPACES, quantize
 
@@ -31,28 +31,31 @@ _BANDS = 16
 # Bytes a pixel that quantizing needs on top of the pixels: each pixel's colour number
 # (uint32) and its label (uint16).
 _QUANTIZE_BYTES_PER_PIXEL = 6
+# Formats that keep every level of an RGBA image's alpha (GIF keeps one level, BMP none).
+_ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
 
 
 class KmzImage:
-    """A decoded or freshly encoded .kmz image: `palette` (K, 3) uint8 and
-    `indices` (H, W) uint16, each index naming a palette entry. `coding` names how
-    tobytes() writes the indices: "raw" (bit-packed, the default) or "ctx"
+    """A decoded or freshly encoded .kmz image: `palette` (K, 3) uint8, or (K, 4) RGBA
+    for an image with transparency, and `indices` (H, W) uint16, each index naming a
+    palette entry. `coding` names how tobytes() writes the indices: "raw" (bit-packed, the default) or "ctx"
     (context-modelled and range-coded, spec/CODING.md)."""
 
     # How encode() chose K for a quality target (a targets.TargetResult); None otherwise.
     target = None
-    # From encode(): the sum over all pixels of the squared RGB distance (0..255 units)
-    # between each pixel given and its palette colour; None for a decoded image.
+    # From encode(): the sum over all pixels of the squared distance (0..255 units)
+    # between each pixel given and its palette colour, in RGB or, for RGBA, the
+    # composite error (kmz.quantize.Quantized); None for a decoded image.
     squared_error = None
 
     def __init__(self, palette, indices, coding="raw"):
         palette = np.asarray(palette)
         indices = np.asarray(indices)
-        if palette.ndim != 2 or palette.shape[1] != 3 or palette.dtype != np.uint8:
-            raise ValueError("palette must be a (K, 3) uint8 array")
+        if palette.ndim != 2 or palette.shape[1] not in (3, 4) or palette.dtype != np.uint8:
+            raise ValueError("palette must be a (K, 3) or (K, 4) uint8 array")
         if indices.ndim != 2 or indices.dtype.kind not in "ui":
             raise ValueError("indices must be an (H, W) integer array")
-        self.header = fmt.Header(indices.shape[1], indices.shape[0], len(palette))
+        self.header = fmt.Header(indices.shape[1], indices.shape[0], len(palette), alpha=palette.shape[1] == 4)
         if indices.size and (indices.min() < 0 or indices.max() >= len(palette)):
             raise ValueError(f"indices must be in range 0..{len(palette) - 1}")
         self.palette = palette
@@ -64,6 +67,7 @@ class KmzImage:
     k = property(lambda self: self.header.k)
     bits_per_index = property(lambda self: self.header.bits_per_index)
     size = property(lambda self: (self.width, self.height), doc="(width, height), as Pillow")
+    channels = property(lambda self: self.header.channels, doc="3 (RGB) or 4 (RGBA)")
 
     @property
     def coding(self):
@@ -75,7 +79,8 @@ class KmzImage:
         self.header = dataclasses.replace(self.header, coding=fmt.coding_id(name))
 
     def __repr__(self):
-        return f"<KmzImage {self.width}x{self.height} K={self.k} bits_per_index={self.bits_per_index}>"
+        mode = " RGBA" if self.channels == 4 else ""
+        return f"<KmzImage {self.width}x{self.height}{mode} K={self.k} bits_per_index={self.bits_per_index}>"
 
     @property
     def psnr(self):
@@ -89,19 +94,20 @@ class KmzImage:
         io.check_memory(bytes_per_pixel * self.width * self.height, f"{what} {self.width} x {self.height} pixels")
 
     def to_array(self):
-        """The pixels: an (H, W, 3) uint8 array equal to palette[indices]."""
-        self._check_memory(3, "an array of")
+        """The pixels: an (H, W, 3) uint8 array, (H, W, 4) for RGBA, equal to palette[indices]."""
+        self._check_memory(self.channels, "an array of")
         return self.palette[self.indices]
 
     def to_pil(self):
-        """A PIL image: mode P when K <= 256 (the palette kept), RGB otherwise."""
-        # P: the indices as bytes, which Pillow shares; RGB: an array and Pillow's copy.
-        self._check_memory(1 if self.k <= 256 else 7, "an image of")
+        """A PIL image: mode P when K <= 256 (the palette kept; an RGBA palette, which
+        PNG writes as a tRNS chunk), RGB or RGBA otherwise."""
+        # P: the indices as bytes, which Pillow shares; else an array and Pillow's copy.
+        self._check_memory(1 if self.k <= 256 else 2 * self.channels + 1, "an image of")
         if self.k <= 256:
             image = Image.fromarray(self.indices.astype(np.uint8), mode="P")
-            image.putpalette(self.palette.tobytes())
+            image.putpalette(self.palette.tobytes(), "RGBA" if self.channels == 4 else "RGB")
             return image
-        return Image.fromarray(self.to_array(), mode="RGB")
+        return Image.fromarray(self.to_array(), mode="RGBA" if self.channels == 4 else "RGB")
 
     def tobytes(self):
         """The complete .kmz file."""
@@ -113,7 +119,7 @@ class KmzImage:
         16 evenly spaced bands of rows holding a sixteenth of the pixels, in a sixteenth
         of the time: within a few per cent on photos, and rather over than under (the
         model learns as it codes, and a sample gives it less to learn from)."""
-        fixed = fmt.OVERHEAD + 3 * self.k
+        fixed = fmt.OVERHEAD + self.channels * self.k
         if fmt.coding_id(coding) == fmt.CODING_RAW:
             return self.header.file_size, True
         if self.width * self.height <= EXACT_CTX_PIXELS:
@@ -150,9 +156,13 @@ class KmzImage:
         if format == "KMZ":
             write = _writing(self.tobytes())
         else:
+            if self.channels == 4 and format not in _ALPHA_FORMATS:
+                raise WriteError(f"{io.label(fp)}: {format} cannot keep the transparency of an RGBA image "
+                                 f"(save as {', '.join(sorted(_ALPHA_FORMATS))})")
             image = self.to_pil()
             if image.mode == "P" and format not in _PALETTE_FORMATS:
-                image = image.convert("RGB")  # JPEG, WebP and others cannot store a palette
+                # JPEG, WebP and others cannot store a palette
+                image = image.convert("RGBA" if self.channels == 4 else "RGB")
             write = io.pil_writer(image, format, io.label(fp))
         if not to_file:
             return io.write_atomic(fp, write, force)
@@ -194,12 +204,16 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
            coding="raw", space="rgb", dither=False, frame=None, background=io.DEFAULT_BACKGROUND,
            max_pixels=fmt.PACKAGE_LIMIT):
     """Quantize an image to at most k colours (default 64): `image` is a path, a PIL image
-    or an (H, W, 3) uint8 array. Returns a KmzImage; `.save(path)` writes it, its indices
-    coded as `coding` says ("raw" or "ctx").
+    or an (H, W, 3) or (H, W, 4) (straight RGBA) uint8 array. Returns a KmzImage;
+    `.save(path)` writes it, its indices coded as `coding` says ("raw" or "ctx").
+
+    An image with transparency gets an RGBA palette, quantized for the error seen over
+    black and over white (docs/transparency.md); an alpha of 255 everywhere is dropped.
+    `background`, a colour, flattens the transparency onto it instead (not for arrays).
 
     `space` is where k-means measures colour distance: "rgb" or "oklab" (perceptual).
     `dither` maps pixels to the palette with Floyd-Steinberg error diffusion instead of
-    to the nearest colour (needs k <= 256).
+    to the nearest colour (needs k <= 256, and an opaque image).
 
     Quality targets (one at a time; see kmz.targets for the search and its guarantee):
     psnr=DB chooses the smallest K whose PSNR reaches DB, max_bytes=N the largest K whose
@@ -233,20 +247,25 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
         pixels, _ = io.convert_image(image, frame, background, max_pixels)
     else:
         pixels = np.asarray(image)
-        if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
-            raise ValueError("an array image must be (H, W, 3) uint8")
+        if pixels.ndim != 3 or pixels.shape[2] not in (3, 4) or pixels.dtype != np.uint8:
+            raise ValueError("an array image must be (H, W, 3) or (H, W, 4) uint8")
         fmt.check_pixel_limit(pixels.shape[1], pixels.shape[0], max_pixels)
+        if pixels.shape[2] == 4 and (pixels[:, :, 3] == 255).all():
+            pixels = pixels[:, :, :3]  # opaque: the same file as its RGB
     height, width = pixels.shape[:2]
     if width == 0 or height == 0:
         raise ValueError("image has no pixels")
     io.check_memory(_QUANTIZE_BYTES_PER_PIXEL * width * height, f"quantizing {width} x {height} pixels")
+    channels = pixels.shape[2]
+    if channels == 4 and dither:
+        raise ValueError("dithering is for opaque images; this one has transparency (give a background)")
     encoded = {}
 
     def encode_at(k):
         if k not in encoded:
             if progress:
                 progress(f"quantizing K={k}")
-            result = quantize(pixels.reshape(-1, 3), k, seed=seed, space=space)
+            result = quantize(pixels.reshape(-1, channels), k, seed=seed, space=space)
             if dither:
                 # Not each pixel's nearest entry, so not the quantizer's error: measured.
                 indices = diffuse(pixels, result.palette)
@@ -260,7 +279,7 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
     def file_size(k):
         # The raw size follows from K alone; a coded size needs the encode.
         if coding == "raw":
-            return fmt.file_size(width, height, k)
+            return fmt.file_size(width, height, k, alpha=channels == 4)
         return len(encode_at(k).tobytes())
 
     if psnr is None and max_bytes is None:
@@ -279,23 +298,44 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
 
 def psnr(original, decoded):
     """Peak signal-to-noise ratio in dB between two uint8 arrays of one shape (inf when
-    equal), measured a chunk at a time: no float copies of the images."""
+    equal), measured a chunk at a time: no float copies of the images.
+
+    For RGBA arrays (last axis 4) it is the PSNR of what a viewer sees: the mean of the
+    squared errors of the two composites, over black and over white (RGB), so the colour
+    of a fully transparent pixel does not count."""
     original, decoded = np.asarray(original), np.asarray(decoded)
     if original.shape != decoded.shape:
         raise ValueError(f"the arrays differ in shape: {original.shape} and {decoded.shape}")
+    if original.shape[-1] == 4:
+        error = _sum_squared(original, lambda start, stop: decoded[start:stop], _composite_squared)
+        return _decibels(error, 3 * (original.size // 4))
     return _decibels(_sum_squared(original, lambda start, stop: decoded[start:stop]), original.size)
 
 
-def _sum_squared(original, decoded_rows):
+def _sum_squared(original, decoded_rows, squared=None):
     """The sum of squared differences between `original` (uint8, rows first) and the
     decoded image, whose rows start..stop decoded_rows(start, stop) gives: a few rows
-    at a time, so memory stays bounded."""
+    at a time, so memory stays bounded. `squared(a, b)` measures a chunk instead of the
+    plain sum of squares."""
     rows = max(1, _CHUNK * len(original) // max(1, original.size))
     total = 0
     for start in range(0, len(original), rows):
-        diff = original[start : start + rows].astype(np.int32) - decoded_rows(start, start + rows)
+        chunk, decoded = original[start : start + rows], decoded_rows(start, start + rows)
+        if squared is not None:
+            total += squared(chunk, decoded)
+            continue
+        diff = chunk.astype(np.int32) - decoded
         total += int(np.square(diff).sum(dtype=np.int64))
     return total
+
+
+def _composite_squared(original, decoded):
+    """For straight-RGBA uint8 arrays: the sum over pixels and R, G, B of the mean of the
+    squared errors over black (C·a, a = alpha/255) and over white (C·a + 255 - alpha)."""
+    a, b = (np.asarray(x, dtype=np.float64).reshape(-1, 4) for x in (original, decoded))
+    over_black = a[:, :3] * (a[:, 3:] / 255.0) - b[:, :3] * (b[:, 3:] / 255.0)
+    over_white = over_black - (a[:, 3:] - b[:, 3:])
+    return float(((over_black**2 + over_white**2) / 2).sum())
 
 
 def _decibels(squared_error, samples):

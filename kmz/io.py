@@ -21,7 +21,7 @@ from . import checks
 from .errors import ImageReadError, KmzError, LengthError, OutOfMemoryError, OutputExistsError, WriteError
 
 
-DEFAULT_BACKGROUND = "white"
+DEFAULT_BACKGROUND = None  # keep transparency; a colour flattens onto it
 _ORIENTATION = 0x0112  # the EXIF tag
 _CHUNK = 1 << 20  # bytes per read from a stream, whose length is not known in advance
 # Bytes per pixel that reading an image for encoding needs at least: Pillow's decoded
@@ -76,15 +76,17 @@ def _rgb_and_alpha(image, notes):
 
 
 def convert_image(image, frame=None, background=DEFAULT_BACKGROUND, max_pixels=fmt.PACKAGE_LIMIT):
-    """A PIL image as (pixels, notes): pixels an (H, W, 3) uint8 RGB array, upright (EXIF
+    """A PIL image as (pixels, notes): pixels an (H, W, 3) uint8 RGB array, or (H, W, 4)
+    straight RGBA when the image has transparency (an alpha below 255), upright (EXIF
     orientation applied), and notes a list of sentences saying what was done to get there.
 
-    frame picks a frame of an animation (default: the first, with a note). Transparent
-    pixels are composited onto `background` (a Pillow colour name, '#rrggbb' or an RGB
-    tuple), since .kmz stores RGB. The pixel limit (kmz.MAX_IMAGE_PIXELS unless given;
-    None for none) is checked before the pixels are loaded.
+    frame picks a frame of an animation (default: the first, with a note). Given a
+    `background` (a Pillow colour name, '#rrggbb' or an RGB tuple), transparent pixels
+    are composited onto it and the pixels are RGB. An alpha channel that is 255
+    everywhere is dropped. The pixel limit (kmz.MAX_IMAGE_PIXELS unless given; None for
+    none) is checked before the pixels are loaded.
     """
-    bg = _background_rgb(background)
+    bg = None if background is None else _background_rgb(background)
     if frame is not None:
         checks.whole("frame", frame, 0)
     notes = []
@@ -105,6 +107,8 @@ def convert_image(image, frame=None, background=DEFAULT_BACKGROUND, max_pixels=f
         image = ImageOps.exif_transpose(image)
         notes.append(f"rotated/flipped upright as its EXIF orientation ({orientation}) says")
     rgb, alpha = _rgb_and_alpha(image, notes)
+    if alpha is not None and (alpha < 255).any() and bg is None:
+        return np.ascontiguousarray(np.dstack([rgb, alpha])), notes
     if alpha is not None and (alpha < 255).any():
         a = alpha.astype(np.uint32)[:, :, None]
         rgb = (rgb * a + np.array(bg, dtype=np.uint32) * (255 - a) + 127) // 255
@@ -115,8 +119,9 @@ def convert_image(image, frame=None, background=DEFAULT_BACKGROUND, max_pixels=f
 
 
 def to_rgb_array(image):
-    """A PIL image as an (H, W, 3) uint8 array, upright (EXIF orientation applied)."""
-    return convert_image(image)[0]
+    """A PIL image as an (H, W, 3) uint8 array, upright (EXIF orientation applied), any
+    transparency composited onto white (open_image keeps it)."""
+    return convert_image(image, background="white")[0]
 
 
 def open_image(source, frame=None, background=DEFAULT_BACKGROUND, max_pixels=fmt.PACKAGE_LIMIT):
@@ -127,7 +132,8 @@ def open_image(source, frame=None, background=DEFAULT_BACKGROUND, max_pixels=fmt
     over the pixel limit, no such frame) is a KmzError whose message starts with the
     path (or the file object's name).
     """
-    _background_rgb(background)  # a bad colour is API misuse, not a bad file
+    if background is not None:
+        _background_rgb(background)  # a bad colour is API misuse, not a bad file
     name = label(source)
     with _open_input(source) as (f, size):
         if size is None:  # a pipe: Pillow needs to seek, so it reads from memory
@@ -159,8 +165,9 @@ def _without_pillow_limit():
 
 
 def read_image(source):
-    """Read any image Pillow can read as an (H, W, 3) uint8 RGB array."""
-    return open_image(source)[0]
+    """Read any image Pillow can read as an (H, W, 3) uint8 RGB array, any transparency
+    composited onto white (open_image keeps it)."""
+    return open_image(source, background="white")[0]
 
 
 def label(source):

@@ -3,7 +3,9 @@
     Image.open("x.kmz")          # reads the 24-byte header; the pixels when needed
     im.save("x.kmz", k=64)       # any keyword kmz.encode takes: k, seed, psnr, ...
 
-An image with K <= 256 opens in mode P with the palette, a larger one in mode RGB.
+An image with K <= 256 opens in mode P with the palette (an RGBA palette for an RGBA
+file, as a PNG with tRNS opens), a larger one in mode RGB, or RGBA for an RGBA file.
+Saving keeps an image's transparency (pass background= to flatten it).
 A file that is not .kmz is left to other plugins (so Pillow raises
 UnidentifiedImageError); a damaged one raises DamagedImageError, an OSError whose
 __cause__ is the specific kmz error.
@@ -45,14 +47,16 @@ class KmzImageFile(ImageFile.ImageFile):
         except FormatError as e:
             raise _damaged(e) from e
         self._size = (header.width, header.height)
-        self._mode = "P" if header.k <= 256 else "RGB"
+        self._mode = "P" if header.k <= 256 else "RGBA" if header.alpha else "RGB"
+        self._palette_mode = "RGBA" if header.alpha else "RGB"
         self.info["k"] = header.k
         self.tile = [ImageFile._Tile(FORMAT, (0, 0, *self._size), start)]
 
     def load_end(self):
         # The decoder set the palette on the pixel memory; mirror it in .palette.
         if self.mode == "P":
-            self.palette = ImagePalette.ImagePalette("RGB", self.im.getpalette("RGB", "RGB"))
+            mode = self._palette_mode
+            self.palette = ImagePalette.ImagePalette(mode, self.im.getpalette(mode, mode))
 
 
 class KmzDecoder(ImageFile.PyDecoder):
@@ -67,7 +71,8 @@ class KmzDecoder(ImageFile.PyDecoder):
             raise _damaged(e) from e
         if self.mode == "P":
             self.set_as_raw(image.indices.astype(np.uint8).tobytes())
-            self.im.putpalette("RGB", "RGB", image.palette.tobytes())
+            mode = "RGBA" if image.channels == 4 else "RGB"
+            self.im.putpalette(mode, mode, image.palette.tobytes())
         else:
             self.set_as_raw(image.to_array().tobytes())
         return -1, 0

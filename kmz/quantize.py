@@ -1,4 +1,4 @@
-"""The quantizer: pixels (N, 3) uint8 -> palette (K, 3) uint8 and labels (N,).
+"""The quantizer: pixels (N, 3) or (N, 4) uint8 -> palette (K, 3) or (K, 4) uint8 and labels (N,).
 
 Knows nothing of bytes, files or PNG. Weighted k-means on the image's distinct
 colours, each weighted by how many pixels have it (the same centroids as clustering
@@ -23,6 +23,11 @@ point's previous one, stopping as soon as the triangle inequality rules out the
 rest (above NEIGHBOUR_MAX_K, a grid over the centres stands in for that table).
 Everything runs in one thread, in a fixed order: the same input gives the same
 output. Distances are measured in RGB or, on request, in Oklab.
+
+RGBA pixels go the same way in 4 coordinates where the mean of the errors over black
+and over white is Euclidean (kmz.colour.rgba_to_composite). Their histogram is a hash
+table (2^32 colours would not fit a table), every fully transparent pixel is counted
+as (0, 0, 0, 0), and the entry of that colour's cluster is kept exactly transparent.
 """
 
 import contextlib
@@ -33,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _kmeans
-from .colour import oklab_to_srgb, srgb_to_oklab
+from .colour import composite_to_rgba, oklab_to_srgb, rgba_to_composite, srgb_to_oklab
 
 MAX_K = 65536
 SPACES = ("rgb", "oklab")
@@ -46,18 +51,37 @@ MAX_ITER = 100
 FINE_ITER = 20  # Lloyd passes on the exact colours, at most: the last ones only polish
 RESTARTS = 192  # k-means++ starts: RESTARTS // K of them, at least one
 NEIGHBOUR_MAX_K = 1024  # above this, search a grid of the centres: (K, K) tables would cost too much
+RGBA_EXACT_MAX = 1 << 14  # RGBA images with at most this many colours skip the grids
 REBUILD_DRIFT = 16.0  # re-sort the centre neighbour table once some centre moved this far
 
 
 @dataclass(frozen=True)
 class Quantized:
-    palette: np.ndarray  # (K, 3) uint8
+    palette: np.ndarray  # (K, 3) uint8, or (K, 4) for RGBA pixels
     labels: np.ndarray  # (N,) uint16: index into palette (K <= 65536 fits)
-    squared_error: float  # sum over all pixels of the squared RGB distance (0..255) to their entry
+    # The sum over all pixels of the squared distance (0..255 units) to their entry: in
+    # RGB, or for RGBA the composite error (over black and over white, the mean of the
+    # two, summed over R, G, B), so that the PSNR is 10 log10(255^2 / (error / 3N)) either way.
+    squared_error: float
 
 
 def _unpack(keys):
     return np.stack([keys >> 16, (keys >> 8) & 255, keys & 255], axis=1).astype(np.uint8)
+
+
+def _rgba_keys(pixels):
+    """Packed R << 24 | G << 16 | B << 8 | A of (N, 4) pixels, every fully transparent
+    pixel 0: its colour does not show, and all of them share one entry."""
+    keys = np.ascontiguousarray(pixels).view(">u4").reshape(-1).astype(np.uint32)
+    return np.where(keys & 0xFF, keys, np.uint32(0))
+
+
+def _count_keys(values):
+    """As _count_colours, for 32-bit keys (packed RGBA), through a hash table."""
+    n = len(values)
+    number, keys, counts = np.empty(n, np.uint32), np.empty(n, np.uint32), np.zeros(n, np.uint32)
+    distinct = _kmeans.count_keys(values, number, keys, counts)
+    return number, keys[:distinct].copy(), counts[:distinct].copy()
 
 
 def _count_colours(pixels, table):
@@ -100,6 +124,10 @@ class _Histogram:
     """
 
     def __init__(self, pixels):
+        if pixels.shape[1] == 4:
+            self.number, self.keys, self.counts = _count_keys(_rgba_keys(pixels))
+            self.colours = self.keys.astype(">u4").view(np.uint8).reshape(-1, 4)
+            return
         with _table() as table:
             self.number, self.keys, self.counts = _count_colours(pixels, table)
         self.colours = _unpack(self.keys)
@@ -140,7 +168,7 @@ def _neighbours(centres):
     if k > NEIGHBOUR_MAX_K:
         return np.zeros((0, 0)), np.zeros((0, 0), dtype=np.int32)
     apart = np.zeros((k, k))
-    for j in range(3):  # one channel at a time: a (k, k, 3) array reduced over its short axis is slow
+    for j in range(centres.shape[1]):  # one channel at a time: a (k, k, 3) array reduced over its short axis is slow
         apart += np.subtract.outer(centres[:, j], centres[:, j]) ** 2
     np.sqrt(apart, out=apart)
     order = np.argsort(apart, axis=1)
@@ -157,15 +185,16 @@ def _assign(points, weights, centres, guesses, floors, ranked, order, drift):
     than that to its guess needs no search."""
     k, n = len(centres), len(points)
     labels, upper, lower = np.empty(n, np.int64), np.empty(n), np.empty(n)
-    sums, mass = np.zeros((k, 3)), np.zeros(k)
+    sums, mass = np.zeros((k, points.shape[1])), np.zeros(k)
     _kmeans.assign(points, weights, centres, guesses, floors, ranked, order, drift, labels, upper, lower, sums, mass)
     return labels, upper, lower, sums, mass
 
 
-def _lloyd(points, weights, centres, start, tol, max_iter, table=None):
+def _lloyd(points, weights, centres, start, tol, max_iter, table=None, pin=None):
     """Weighted Lloyd iterations from `centres` until less than `tol` of the weight
     changes cluster. `start` is (guesses, floors) for _assign: likely nearest
     centres, and what is known of the distance to the others (only speed-ups).
+    `pin`, a point's number, holds the centre of that point's cluster on the point.
     Returns the centres, each point's nearest among them, its bounds, and the
     neighbour table with the centres' drift since it was made, which a later stage
     starting from these centres can take as `table`."""
@@ -177,6 +206,8 @@ def _lloyd(points, weights, centres, start, tol, max_iter, table=None):
     total = weights.sum()
     for _ in range(max_iter):
         new = np.divide(sums, mass[:, None], out=centres.copy(), where=mass[:, None] > 0)  # an empty cluster stays
+        if pin is not None:
+            new[labels[pin]] = points[pin]
         if drift.max() > REBUILD_DRIFT:  # the table's bounds got loose: sorting anew pays
             ranked, order = _neighbours(centres)
             drift[:] = 0
@@ -207,14 +238,20 @@ def _parents(fine_of, coarse_of, cells):
 
 
 def _pool(keys, points, weights, bits, most=None):
-    """Pool colours (packed RGB `keys`) into the cells of a grid of `bits` per
+    """Pool colours (packed RGB or RGBA `keys`) into the cells of a grid of `bits` per
     channel: (cell means, cell weights, each colour's cell); None if that makes
     more than `most` cells."""
     top = (0xFF << (8 - bits)) & 0xFF
-    n = len(keys)
-    cell_keys, sums, mass, cell_of = np.empty(n, np.uint32), np.zeros((n, 3)), np.zeros(n), np.empty(n, np.int64)
-    with _table() as table:
-        cells = _kmeans.pool(keys, points, weights, table, cell_keys, sums, mass, cell_of, top * 0x010101)
+    n, dims = points.shape
+    if dims == 4:  # 4 x `bits` bits of cell key may not fit a table: hash them
+        cell_of, cell_keys, _ = _count_keys(keys & np.uint32(top * 0x01010101))
+        cells = len(cell_keys)
+        mass = np.bincount(cell_of, weights, minlength=cells)
+        sums = np.stack([np.bincount(cell_of, weights * points[:, j], minlength=cells) for j in range(4)], axis=1)
+    else:
+        cell_keys, sums, mass, cell_of = np.empty(n, np.uint32), np.zeros((n, 3)), np.zeros(n), np.empty(n, np.int64)
+        with _table() as table:
+            cells = _kmeans.pool(keys, points, weights, table, cell_keys, sums, mass, cell_of, top * 0x010101)
     if most is not None and cells > most:
         return None
     cell_keys, sums, mass = cell_keys[:cells], sums[:cells], mass[:cells]
@@ -227,22 +264,28 @@ def _pool(keys, points, weights, bits, most=None):
 
 
 def quantize(pixels, k, seed=0, space="rgb"):
-    """Find a palette of at most k colours for pixels (N, 3) uint8 and label each pixel.
+    """Find a palette of at most k colours for pixels (N, 3) or (N, 4) uint8 (RGB or
+    straight RGBA) and label each pixel.
 
-    `space` is where distances are measured: "rgb", or "oklab" (perceptual; the
-    palette is still sRGB bytes). The same pixels, k, seed and space always give
-    the same result. When the image has at most k distinct colours the palette is
-    exactly those colours (sorted) and the labels reproduce the image losslessly.
+    `space` is where distances are measured for RGB: "rgb", or "oklab" (perceptual;
+    the palette is still sRGB bytes). RGBA is measured by the composite error (the
+    mean over black and over white) and takes only "rgb". The same pixels, k, seed
+    and space always give the same result. When the image has at most k distinct
+    colours the palette is exactly those colours (sorted) and the labels reproduce
+    the image losslessly (for RGBA, every fully transparent pixel as (0, 0, 0, 0)).
     """
     pixels = np.asarray(pixels)
-    if pixels.ndim != 2 or pixels.shape[1] != 3 or pixels.dtype != np.uint8:
-        raise ValueError("pixels must be an (N, 3) uint8 array")
+    if pixels.ndim != 2 or pixels.shape[1] not in (3, 4) or pixels.dtype != np.uint8:
+        raise ValueError("pixels must be an (N, 3) or (N, 4) uint8 array")
     if len(pixels) == 0:
         raise ValueError("pixels must not be empty")
     if not 1 <= k <= MAX_K:
         raise ValueError(f"k must be between 1 and {MAX_K}, not {k}")
     if space not in SPACES:
         raise ValueError(f"space must be one of {', '.join(SPACES)}, not {space!r}")
+    rgba = pixels.shape[1] == 4
+    if rgba and space != "rgb":
+        raise ValueError(f"RGBA pixels are quantized by the composite error; space {space!r} is for RGB")
     histogram = _Histogram(pixels)
     colours = histogram.colours
     if len(colours) <= k:
@@ -251,11 +294,17 @@ def quantize(pixels, k, seed=0, space="rgb"):
         rank[order] = np.arange(len(order))
         return Quantized(colours[order], histogram.pixel_labels(rank), 0.0)
 
-    to_space = srgb_to_oklab if space == "oklab" else (lambda rgb: rgb.astype(np.float32))
+    if rgba:
+        to_space = rgba_to_composite
+    else:
+        to_space = srgb_to_oklab if space == "oklab" else (lambda rgb: rgb.astype(np.float32))
     points = to_space(colours)
     weights = histogram.counts.astype(np.float64)
     cells, cell_weights, cell_of = _pool(histogram.keys, points, weights, COARSE_BITS)
-    if len(cells) < 4 * k:  # too few cells to tell k clusters apart: use the colours
+    # Too few cells to tell k clusters apart, or (RGBA) few enough colours to cluster
+    # them all: use the colours. A cell that pools two heavy colours (an icon's flat
+    # greys, 4 levels apart) gets one centre, and Lloyd never splits a cluster.
+    if len(cells) < 4 * k or (rgba and len(points) <= RGBA_EXACT_MAX):
         cells, cell_weights, cell_of = points, weights, np.arange(len(points))
     rng = np.random.default_rng(seed)
     # Small palettes are cheap and their k-means has poorer local optima: keep the best
@@ -278,21 +327,34 @@ def quantize(pixels, k, seed=0, space="rgb"):
     if mid is not None:
         stages.append((*mid, MAX_ITER))
     stages.append((points, weights, np.arange(len(points)), FINE_ITER))
+    # On the exact colours, the transparent colour's entry is held exactly transparent.
+    transparent = np.flatnonzero(histogram.keys == 0) if rgba else []
+    pin = int(transparent[0]) if len(transparent) else None
     coarse, coarse_of = grid, grid_of
     for finer, finer_weights, finer_of, passes in stages:
         start = _inherit(finer, coarse, _parents(finer_of, coarse_of, len(finer)), labels, lower)
-        centres, labels, upper, lower, table = _lloyd(finer, finer_weights, centres, start, TOL, passes, table)
+        exact = finer is points
+        centres, labels, upper, lower, table = _lloyd(
+            finer, finer_weights, centres, start, TOL, passes, table, pin if exact else None
+        )
         coarse, coarse_of = finer, finer_of
 
-    srgb = oklab_to_srgb(centres) if space == "oklab" else centres
-    # Round, not truncate: truncation biases every channel down by half a level.
-    palette = np.clip(np.rint(srgb), 0, 255).astype(np.uint8)
+    if rgba:
+        palette = composite_to_rgba(centres)
+    else:
+        srgb = oklab_to_srgb(centres) if space == "oklab" else centres
+        # Round, not truncate: truncation biases every channel down by half a level.
+        palette = np.clip(np.rint(srgb), 0, 255).astype(np.uint8)
     # Rounding moves each centre a little: the bounds of the last pass still prove
     # most colours' nearest entry, and only the others are searched again (the
     # cluster sums and masses that _move keeps up to date are not needed here).
     entries = to_space(palette).astype(np.float64)
-    _kmeans.move(points, weights, centres, entries, labels, upper, lower, np.zeros((k, 3)), np.zeros(k), *table)
-    # From the histogram, not the pixels: one term per distinct colour.
-    diff = colours.astype(np.int64) - palette[labels].astype(np.int64)
+    _kmeans.move(points, weights, centres, entries, labels, upper, lower, np.zeros(centres.shape), np.zeros(k), *table)
+    # From the histogram, not the pixels: one term per distinct colour, measured where
+    # k-means measures it for RGBA (the composite error) and in RGB otherwise.
+    if rgba:
+        diff = to_space(colours).astype(np.float64) - to_space(palette).astype(np.float64)[labels]
+    else:
+        diff = colours.astype(np.int64) - palette[labels].astype(np.int64)
     squared_error = float(histogram.counts @ (diff * diff).sum(1))
     return Quantized(palette, histogram.pixel_labels(labels), squared_error)

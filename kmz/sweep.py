@@ -47,7 +47,7 @@ class SweepRow:
 
 
 def sweep(pixels, ks=DEFAULT_KS, seed=0, input_bytes=None, progress=None):
-    """Encode pixels ((H, W, 3) uint8) at each K in ks; a SweepRow for each."""
+    """Encode pixels ((H, W, 3) or RGBA (H, W, 4) uint8) at each K in ks; a SweepRow for each."""
     ks = [checks.whole("k", k, 1, MAX_K) for k in ks]
     if not ks:
         raise ValueError("ks must name at least one K")
@@ -124,14 +124,14 @@ def chart(rows, title=""):
 
 
 def _thumbnail(image):
-    image = image.convert("RGB")
+    image = image.convert("RGBA")  # pasted with its alpha as the mask: shown over the sheet's white
     if image.width > TILE or image.height > TILE:
         image.thumbnail((TILE, TILE), Image.Resampling.LANCZOS)
     return image
 
 
 def contact_sheet(original, rows):
-    """A PIL image: the original ((H, W, 3) uint8) then each row's decoded image, in a
+    """A PIL image: the original ((H, W, 3) or (H, W, 4) uint8) then each row's decoded image, in a
     grid, each labelled (the original with its file size; each K with bytes and PSNR)."""
     font = ImageFont.load_default(size=FONT_SIZE)
     input_bytes = rows[0].input_bytes if rows else None
@@ -151,7 +151,7 @@ def contact_sheet(original, rows):
     for number, (tile, label) in enumerate(tiles):
         x = gap + (number % columns) * (cell_w + gap)
         y = gap + (number // columns) * (cell_h + gap)
-        sheet.paste(tile, (x, y))
+        sheet.paste(tile, (x, y), tile)
         for i, text in enumerate(label):
             draw.text((x, y + tile.height + 2 + i * line), text, fill="black", font=font)
     return sheet

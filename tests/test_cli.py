@@ -118,7 +118,7 @@ def test_info_json(capsys, small_photo, tmp_path):
     info = json.loads(out)
     assert info == {
         "version": 1, "coding": "raw", "width": 40, "height": 30, "k": 3, "bits_per_index": 2,
-        "palette_bits": 72, "index_bits": 2400, "padding_bits": 0, "overhead_bytes": 28,
+        "channels": "RGB", "palette_bits": 72, "index_bits": 2400, "padding_bits": 0, "overhead_bytes": 28,
         "formula_bytes": 28 + 9 + 300, "file_bytes": 28 + 9 + 300, "raw_rgb_bytes": 3600,
         "index_bytes": 300,
     }

@@ -34,7 +34,7 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 
 def ctx_file(indices, palette):
     indices = np.asarray(indices)
-    header = fmt.Header(indices.shape[1], indices.shape[0], len(palette), fmt.CODING_CTX)
+    header = fmt.Header(indices.shape[1], indices.shape[0], len(palette), fmt.CODING_CTX, alpha=palette.shape[1] == 4)
     return fmt.encode(header, palette, indices)
 
 
@@ -45,8 +45,8 @@ def with_payload(data, payload):
     return body + struct.pack(">I", zlib.crc32(body))
 
 
-def random_palette(k, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, (k, 3)).astype(np.uint8)
+def random_palette(k, seed=0, channels=3):
+    return np.random.default_rng(seed).integers(0, 256, (k, channels)).astype(np.uint8)
 
 
 def smooth_indices(height, width, k, seed=0, noise=0.3):
@@ -259,7 +259,8 @@ def test_vectors_good():
         text = (VECTORS / f"{name}.txt").read_text().splitlines()
         fields = dict(line.split(" ", 1) for line in text[1:6])
         width, height, k = int(fields["width"]), int(fields["height"]), int(fields["k"])
-        palette_start = text.index("palette (index: R,G,B)") + 1
+        title = next(line for line in text if line.startswith("palette (index: "))
+        palette_start = text.index(title) + 1
         palette = [list(map(int, line.split(": ")[1].split(","))) for line in text[palette_start : palette_start + k]]
         rows = text[text.index("indices (one image row per line)") + 1 :]
         expected = np.array([list(map(int, row.split())) for row in rows])
@@ -287,9 +288,10 @@ def test_fuzz_mutated_payloads_raise_only_kmz_errors(data):
     k = data.draw(st.sampled_from([1, 2, 5, 40, 300]))
     width, height = data.draw(st.integers(1, 12)), data.draw(st.integers(1, 12))
     indices = np.random.default_rng(data.draw(st.integers(0, 99))).integers(0, k, (height, width))
-    good = bytearray(ctx_file(indices, random_palette(k)))
+    channels = data.draw(st.sampled_from([3, 4]))  # RGB or RGBA palette
+    good = bytearray(ctx_file(indices, random_palette(k, channels=channels)))
     for _ in range(data.draw(st.integers(1, 4))):
-        pos = data.draw(st.integers(24 + 3 * k, len(good) - 1))
+        pos = data.draw(st.integers(24 + channels * k, len(good) - 1))
         good[pos] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, 3))
     mutated = bytes(good[: len(good) - cut] if cut else good)

@@ -2,7 +2,6 @@
 space x dither x coding, recorded by tests/golden/make_table.py) is encoded again and
 must give the same SHA-256. Rows of corpus images skip without ../shared/corpus."""
 
-import hashlib
 import sys
 from pathlib import Path
 

@@ -17,8 +17,8 @@ CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
 
 def row(image):
-    """The first row of convert_image's pixels, as a list of RGB tuples."""
-    pixels, _ = io.convert_image(image)
+    """The first row of convert_image's pixels flattened onto white, as a list of RGB tuples."""
+    pixels, _ = io.convert_image(image, background="white")
     return [tuple(int(c) for c in p) for p in pixels[0]]
 
 
@@ -40,10 +40,13 @@ def test_rgb_unchanged_and_no_notes():
     assert notes == []
 
 
-def test_alpha_is_composited_on_white_by_default():
-    # (200 * 128 + 255 * 127) / 255 = 227.4 -> 227
+def test_alpha_is_kept_by_default_and_composited_on_request():
     image = from_row("LA", [(200, 0), (200, 255), (200, 128)])
     pixels, notes = io.convert_image(image)
+    assert pixels.tolist() == [[[200, 200, 200, 0], [200, 200, 200, 255], [200, 200, 200, 128]]]
+    assert notes == []
+    # (200 * 128 + 255 * 127) / 255 = 227.4 -> 227
+    pixels, notes = io.convert_image(image, background="white")
     assert pixels[0, :, 0].tolist() == [255, 200, 227]
     assert notes == ["the image has transparency; composited onto white"]
     rgba = from_row("RGBA", [(10, 20, 30, 0), (10, 20, 30, 255), (100, 0, 200, 51)])

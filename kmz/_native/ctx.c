@@ -46,7 +46,8 @@
 typedef struct {
     int64_t k;
     int bits;           /* b: bits per index, (k - 1).bit_length() */
-    uint8_t *palette;   /* k x 3, a copy */
+    int channels;       /* 3 (RGB) or 4 (RGBA) bytes per palette entry */
+    uint8_t *palette;   /* k x channels, a copy */
     uint16_t *order;    /* order[ref * k + r]: the index of rank r in S_ref */
     uint16_t *rank;     /* rank[ref * k + j]: the rank of index j in S_ref */
     uint8_t *filled;    /* whether row ref of both is built (lazily, 7) */
@@ -56,19 +57,20 @@ typedef struct {
     uint8_t counts[CONTEXTS];
 } model;
 
-static int model_init(model *m, const uint8_t *palette, int64_t k) {
+static int model_init(model *m, const uint8_t *palette, int64_t k, int channels) {
     m->k = k;
+    m->channels = channels;
     m->bits = 0;
     while ((k - 1) >> m->bits)
         m->bits++;
-    m->palette = malloc((size_t)k * 3);
+    m->palette = malloc((size_t)k * channels);
     m->order = malloc((size_t)(k * k) * sizeof *m->order);
     m->rank = malloc((size_t)(k * k) * sizeof *m->rank);
     m->filled = calloc((size_t)k, 1);
     m->keys = malloc((size_t)(2 * k) * sizeof *m->keys);
     if (!m->palette || !m->order || !m->rank || !m->filled || !m->keys)
         return KMZ_NO_MEMORY;
-    memcpy(m->palette, palette, (size_t)k * 3);
+    memcpy(m->palette, palette, (size_t)k * channels);
     for (int n = 0; n <= RATE_LIMIT; n++)
         m->rates[n] = (1u << PROB_BITS) / (uint32_t)(n + 2);
     for (int c = 0; c < CONTEXTS; c++) {
@@ -98,19 +100,39 @@ static inline void adapt(model *m, int cell, int bit) {
 
 /* 4.3 The order S_ref ------------------------------------------------------------------
  *
- *   key = d(ref, j) << b | j        d: squared RGB distance, at most 3 x 255^2
+ *   key = d(ref, j) << b | j        d: squared RGB distance, at most 3 x 255^2; for RGBA
+ *                                   the composite distance (rgba_distance), under 2^36
  *
  * sorted ascending orders by distance, ties by index. An LSD radix sort, a byte per
  * pass: at K = 256 every entry becomes a reference, and a comparison sort of each
  * row would cost about a tenth of decoding. */
-static void sort_palette(const uint8_t *palette, int64_t k, int bits, int64_t ref, uint64_t *keys,
+/* 4.3's distance between RGBA entries: 510^2 times the squared composite error (the
+ * mean over black and over white) of showing one for the other. With u = (2C - 255) A
+ * per channel and w = 255 A, it is sum (u - u')^2 + 3 (w - w')^2: every fully
+ * transparent entry is at 0 from every other. */
+static inline uint64_t rgba_distance(const uint8_t *p, const uint8_t *q) {
+    int64_t a = p[3], b = q[3], w = 255 * (a - b), d = 3 * w * w;
+    for (int c = 0; c < 3; c++) {
+        int64_t u = (2 * p[c] - 255) * a - (2 * q[c] - 255) * b;
+        d += u * u;
+    }
+    return (uint64_t)d;
+}
+
+static void sort_palette(const uint8_t *palette, int channels, int64_t k, int bits, int64_t ref, uint64_t *keys,
                          uint16_t *order) {
     uint64_t *src = keys, *dst = keys + k, top = 0;
-    const uint8_t *centre = palette + 3 * ref;
+    const uint8_t *centre = palette + channels * ref;
     for (int64_t j = 0; j < k; j++) {
-        int32_t d0 = palette[3 * j] - centre[0], d1 = palette[3 * j + 1] - centre[1],
-                d2 = palette[3 * j + 2] - centre[2];
-        uint64_t key = ((uint64_t)(d0 * d0 + d1 * d1 + d2 * d2) << bits) | (uint64_t)j;
+        uint64_t distance;
+        if (channels == 4) {
+            distance = rgba_distance(palette + 4 * j, centre);
+        } else {
+            int32_t d0 = palette[3 * j] - centre[0], d1 = palette[3 * j + 1] - centre[1],
+                    d2 = palette[3 * j + 2] - centre[2];
+            distance = (uint64_t)(d0 * d0 + d1 * d1 + d2 * d2);
+        }
+        uint64_t key = (distance << bits) | (uint64_t)j;
         src[j] = key;
         top |= key;
     }
@@ -138,20 +160,20 @@ static void sort_palette(const uint8_t *palette, int64_t k, int bits, int64_t re
 /* 7: a row of the rank tables is built when its reference first precedes an escape. */
 static void fill(model *m, int64_t ref) {
     uint16_t *order = m->order + ref * m->k, *rank = m->rank + ref * m->k;
-    sort_palette(m->palette, m->k, m->bits, ref, m->keys, order);
+    sort_palette(m->palette, m->channels, m->k, m->bits, ref, m->keys, order);
     for (int64_t r = 0; r < m->k; r++)
         rank[order[r]] = (uint16_t)r;
     m->filled[ref] = 1;
 }
 
-int kmz_ctx_order(const uint8_t *palette, int64_t k, int64_t ref, uint16_t *order) {
+int kmz_ctx_order(const uint8_t *palette, int64_t k, int channels, int64_t ref, uint16_t *order) {
     uint64_t *keys = malloc((size_t)(2 * k) * sizeof *keys);
     if (!keys)
         return KMZ_NO_MEMORY;
     int bits = 0;
     while ((k - 1) >> bits)
         bits++;
-    sort_palette(palette, k, bits, ref, keys, order);
+    sort_palette(palette, channels, k, bits, ref, keys, order);
     free(keys);
     return KMZ_OK;
 }
@@ -346,9 +368,9 @@ static inline int bucket_cell(const view *v) {
 }
 
 int kmz_ctx_encode(const uint16_t *indices, int64_t width, int64_t height, const uint8_t *palette,
-                   int64_t k, uint8_t **payload, int64_t *size, int64_t *pixel, kmz_poll *poll) {
+                   int64_t k, int channels, uint8_t **payload, int64_t *size, int64_t *pixel, kmz_poll *poll) {
     model m;
-    int status = model_init(&m, palette, k);
+    int status = model_init(&m, palette, k, channels);
     uint8_t *esc_rows = malloc((size_t)(2 * width));
     range_encoder e = {0, 0xFFFFFFFFu, 0, 1, 0, (width * height) / 4 + 4096, NULL};
     e.out = malloc((size_t)e.capacity);
@@ -456,11 +478,11 @@ struct kmz_ctx_decoder {
 };
 
 kmz_ctx_decoder *kmz_ctx_decoder_new(const uint8_t *payload, int64_t size, const uint8_t *palette,
-                                     int64_t k, int64_t width, int64_t height) {
+                                     int64_t k, int channels, int64_t width, int64_t height) {
     kmz_ctx_decoder *d = calloc(1, sizeof *d);
     if (!d)
         return NULL;
-    if (model_init(&d->model, palette, k) != KMZ_OK) {
+    if (model_init(&d->model, palette, k, channels) != KMZ_OK) {
         kmz_ctx_decoder_free(d);
         return NULL;
     }

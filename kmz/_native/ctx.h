@@ -30,16 +30,16 @@
 
 typedef struct kmz_ctx_decoder kmz_ctx_decoder;
 
-/* Codes `indices` (height x width, row-major, each below k) of the palette (k x 3
- * bytes, 1 <= k <= KMZ_CTX_MAX_K). On KMZ_OK, *payload is a malloc'd block of
+/* Codes `indices` (height x width, row-major, each below k) of the palette (k x
+ * channels bytes, channels 3 for RGB or 4 for RGBA, 1 <= k <= KMZ_CTX_MAX_K). On KMZ_OK, *payload is a malloc'd block of
  * *size bytes that the caller frees; on KMZ_CTX_INDEX, *pixel is the offending one. */
 int kmz_ctx_encode(const uint16_t *indices, int64_t width, int64_t height, const uint8_t *palette,
-                   int64_t k, uint8_t **payload, int64_t *size, int64_t *pixel, kmz_poll *poll);
+                   int64_t k, int channels, uint8_t **payload, int64_t *size, int64_t *pixel, kmz_poll *poll);
 
 /* A decoder of width x height pixels over the `size` bytes at `payload`, which must
  * stay in place until the decoder is freed; NULL when out of memory. */
 kmz_ctx_decoder *kmz_ctx_decoder_new(const uint8_t *payload, int64_t size, const uint8_t *palette,
-                                     int64_t k, int64_t width, int64_t height);
+                                     int64_t k, int channels, int64_t width, int64_t height);
 
 void kmz_ctx_decoder_free(kmz_ctx_decoder *decoder);
 
@@ -49,8 +49,9 @@ void kmz_ctx_decoder_free(kmz_ctx_decoder *decoder);
 int kmz_ctx_decode(kmz_ctx_decoder *decoder, uint16_t *indices, int64_t count, int64_t *pixel,
                    kmz_poll *poll);
 
-/* The palette indices by squared RGB distance to entry `ref`, ties by index: the
- * order S_ref of spec/CODING.md 4.3, into order[0..k-1]. */
-int kmz_ctx_order(const uint8_t *palette, int64_t k, int64_t ref, uint16_t *order);
+/* The palette indices by distance to entry `ref` (squared RGB, or for RGBA the
+ * composite distance), ties by index: the order S_ref of spec/CODING.md 4.3, into
+ * order[0..k-1]. */
+int kmz_ctx_order(const uint8_t *palette, int64_t k, int channels, int64_t ref, uint16_t *order);
 
 #endif

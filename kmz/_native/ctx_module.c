@@ -7,12 +7,12 @@
 
 #include "ctx.h"
 
-/* A palette: (k, 3) bytes, 1 <= k <= KMZ_CTX_MAX_K. */
+/* A palette: (k, 3) bytes (RGB) or (k, 4) (RGBA), 1 <= k <= KMZ_CTX_MAX_K. */
 static int get_palette(PyObject *object, Py_buffer *view) {
     if (kmz_buffer(object, view, "palette", "B", 2, 0) < 0)
         return -1;
-    if (view->shape[1] != 3 || view->shape[0] < 1 || view->shape[0] > KMZ_CTX_MAX_K) {
-        PyErr_Format(PyExc_ValueError, "palette must be (k, 3) with k from 1 to %d", KMZ_CTX_MAX_K);
+    if ((view->shape[1] != 3 && view->shape[1] != 4) || view->shape[0] < 1 || view->shape[0] > KMZ_CTX_MAX_K) {
+        PyErr_Format(PyExc_ValueError, "palette must be (k, 3) or (k, 4) with k from 1 to %d", KMZ_CTX_MAX_K);
         PyBuffer_Release(view);
         return -1;
     }
@@ -41,7 +41,7 @@ static PyObject *encode(PyObject *self, PyObject *args) {
     kmz_released released;
     kmz_poll poll;
     KMZ_RELEASE(released, poll);
-    int status = kmz_ctx_encode(indices.buf, width, height, palette.buf, k, &payload, &size, &pixel, &poll);
+    int status = kmz_ctx_encode(indices.buf, width, height, palette.buf, k, (int)palette.shape[1], &payload, &size, &pixel, &poll);
     KMZ_ACQUIRE(released);
     PyBuffer_Release(&indices);
     PyBuffer_Release(&palette);
@@ -72,7 +72,7 @@ static PyObject *order(PyObject *self, PyObject *args) {
     if (ref < 0 || ref >= k || out.shape[0] != k)
         PyErr_SetString(PyExc_ValueError, "ref must be a palette index and order have k entries");
     else
-        status = kmz_ctx_order(palette.buf, k, ref, out.buf);
+        status = kmz_ctx_order(palette.buf, k, (int)palette.shape[1], ref, out.buf);
     PyBuffer_Release(&palette);
     PyBuffer_Release(&out);
     if (PyErr_Occurred() || kmz_status(status) < 0)
@@ -112,7 +112,7 @@ static int Decoder_init(Decoder *self, PyObject *args, PyObject *kwargs) {
         return -1;
     }
     self->decoder = kmz_ctx_decoder_new(self->payload.buf, self->payload.len, palette.buf, palette.shape[0],
-                                        width, height);
+                                        (int)palette.shape[1], width, height);
     PyBuffer_Release(&palette);
     if (!self->decoder) {
         PyBuffer_Release(&self->payload);
@@ -185,7 +185,7 @@ static PyType_Slot Decoder_slots[] = {
 static PyType_Spec Decoder_spec = {"kmz._ctx.Decoder", sizeof(Decoder), 0, Py_TPFLAGS_DEFAULT, Decoder_slots};
 
 static PyMethodDef methods[] = {
-    {"encode", encode, METH_VARARGS, "encode(indices, palette) -> payload: indices (H, W) uint16, palette (k, 3) uint8"},
+    {"encode", encode, METH_VARARGS, "encode(indices, palette) -> payload: indices (H, W) uint16, palette (k, 3) or (k, 4) uint8"},
     {"order", order, METH_VARARGS, "order(palette, ref, order): the palette indices by distance to entry ref"},
     {NULL, NULL, 0, NULL},
 };

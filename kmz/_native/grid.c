@@ -15,6 +15,7 @@ void kmz_grid_shape(kmz_grid *grid, const double lo[3], const double hi[3], int6
         grid->inverse[a] = 1.0 / grid->size[a];
     }
     grid->head = grid->next = NULL;
+    grid->dims = 3;
 }
 
 int kmz_grid_init(kmz_grid *grid, const double lo[3], const double hi[3], int64_t items) {
@@ -50,11 +51,13 @@ void kmz_grid_insert(kmz_grid *grid, const double at[3], int64_t item) {
     grid->head[cell] = item;
 }
 
-void kmz_bounds_f32(const float *points, int64_t n, double lo[3], double hi[3]) {
+void kmz_bounds_f32(const float *points, int dims, int64_t n, double lo[3], double hi[3]) {
     for (int a = 0; a < 3; a++)
         lo[a] = hi[a] = n ? points[a] : 0.0;
-    for (int64_t i = 0; i < 3 * n; i++) {
-        int a = i % 3;
+    for (int64_t i = 0; i < dims * n; i++) {
+        int a = i % dims;
+        if (a >= 3)
+            continue;
         if (points[i] < lo[a])
             lo[a] = points[i];
         if (points[i] > hi[a])
@@ -62,11 +65,13 @@ void kmz_bounds_f32(const float *points, int64_t n, double lo[3], double hi[3]) 
     }
 }
 
-void kmz_bounds_f64(const double *points, int64_t n, double lo[3], double hi[3]) {
+void kmz_bounds_f64(const double *points, int dims, int64_t n, double lo[3], double hi[3]) {
     for (int a = 0; a < 3; a++)
         lo[a] = hi[a] = n ? points[a] : 0.0;
-    for (int64_t i = 0; i < 3 * n; i++) {
-        int a = i % 3;
+    for (int64_t i = 0; i < dims * n; i++) {
+        int a = i % dims;
+        if (a >= 3)
+            continue;
         if (points[i] < lo[a])
             lo[a] = points[i];
         if (points[i] > hi[a])
@@ -74,13 +79,14 @@ void kmz_bounds_f64(const double *points, int64_t n, double lo[3], double hi[3])
     }
 }
 
-int kmz_grid_of_centres(kmz_grid *grid, const double *centres, int64_t k) {
+int kmz_grid_of_centres(kmz_grid *grid, const double *centres, int64_t k, int dims) {
     double lo[3], hi[3];
-    kmz_bounds_f64(centres, k, lo, hi);
+    kmz_bounds_f64(centres, dims, k, lo, hi);
     if (kmz_grid_init(grid, lo, hi, k) < 0)
         return -1;
+    grid->dims = dims;
     for (int64_t c = k - 1; c >= 0; c--) /* so that each cell lists its centres in order */
-        kmz_grid_insert(grid, centres + 3 * c, c);
+        kmz_grid_insert(grid, centres + dims * c, c);
     return 0;
 }
 
@@ -104,18 +110,24 @@ static double outside(const kmz_grid *grid, const double at[3], const int64_t ce
     return bound * (1 - 1e-9) - 1e-9;
 }
 
-static inline double distance2(const double *centres, int64_t c, const double at[3]) {
-    double d0 = at[0] - centres[3 * c], d1 = at[1] - centres[3 * c + 1], d2 = at[2] - centres[3 * c + 2];
-    return d0 * d0 + d1 * d1 + d2 * d2;
+/* The full squared distance, over all the centres' coordinates (the 3-D sum as it
+ * always was, so that RGB palettes do not change). */
+static inline double distance2(const double *centres, int dims, int64_t c, const double *at) {
+    const double *q = centres + dims * c;
+    double d0 = at[0] - q[0], d1 = at[1] - q[1], d2 = at[2] - q[2];
+    if (dims == 3)
+        return d0 * d0 + d1 * d1 + d2 * d2;
+    double d3 = at[3] - q[3];
+    return d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
 }
 
-int64_t kmz_grid_two_nearest(const kmz_grid *grid, const double *centres, const double at[3],
+int64_t kmz_grid_two_nearest(const kmz_grid *grid, const double *centres, const double *at,
                              int64_t guess, int64_t skip, double *first_out, double *second_out) {
     int64_t n = grid->cells, cell[3];
     for (int a = 0; a < 3; a++)
         cell[a] = coordinate(grid, a, at[a]);
     int64_t best = guess;
-    double first = guess >= 0 ? distance2(centres, guess, at) : INFINITY, second = INFINITY;
+    double first = guess >= 0 ? distance2(centres, grid->dims, guess, at) : INFINITY, second = INFINITY;
     for (int64_t r = 0;; r++) {
         /* The cells at Chebyshev distance exactly r: the shell of the cube. */
         for (int64_t x = cell[0] - r; x <= cell[0] + r; x++) {
@@ -132,7 +144,7 @@ int64_t kmz_grid_two_nearest(const kmz_grid *grid, const double *centres, const 
                     for (int64_t c = grid->head[(x * n + y) * n + z]; c >= 0; c = grid->next[c]) {
                         if (c == guess || c == skip)
                             continue;
-                        double d = distance2(centres, c, at);
+                        double d = distance2(centres, grid->dims, c, at);
                         if (d < first || (d == first && best != guess && c < best)) {
                             second = first;
                             first = d;

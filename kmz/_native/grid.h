@@ -1,6 +1,8 @@
 /* A uniform grid over 3-D points (colours): the nearest-neighbour searches of large
  * palettes visit the cells near a query instead of every centre. Items live in
- * per-cell linked lists, so the grid can also grow one item at a time (seeding). */
+ * per-cell linked lists, so the grid can also grow one item at a time (seeding).
+ * Points of 4 coordinates (RGBA) are gridded by their first 3: the distance to a cell
+ * on those is still a lower bound on the full distance, so every search stays exact. */
 #ifndef KMZ_GRID_H
 #define KMZ_GRID_H
 
@@ -11,6 +13,7 @@ typedef struct {
     int64_t cells;                         /* per axis */
     int64_t *head;                         /* cells^3 list heads, -1 for none */
     int64_t *next;                         /* per item */
+    int dims;                              /* coordinates per centre (3 or 4): the stride of `centres` */
 } kmz_grid;
 
 /* The cells of a grid over the box lo..hi, about `items` / 2 of them; no lists. */
@@ -21,18 +24,19 @@ int kmz_grid_init(kmz_grid *grid, const double lo[3], const double hi[3], int64_
 void kmz_grid_free(kmz_grid *grid);
 void kmz_grid_insert(kmz_grid *grid, const double at[3], int64_t item);
 
-/* The bounding box of n points (float32 or float64 rows of 3). */
-void kmz_bounds_f32(const float *points, int64_t n, double lo[3], double hi[3]);
-void kmz_bounds_f64(const double *points, int64_t n, double lo[3], double hi[3]);
+/* The bounding box, on the first 3 coordinates, of n points (float32 or float64 rows of dims). */
+void kmz_bounds_f32(const float *points, int dims, int64_t n, double lo[3], double hi[3]);
+void kmz_bounds_f64(const double *points, int dims, int64_t n, double lo[3], double hi[3]);
 
-/* A grid holding the k centres, item c at centres[c]. Returns 0, or -1 when out of memory. */
-int kmz_grid_of_centres(kmz_grid *grid, const double *centres, int64_t k);
+/* A grid holding the k centres (rows of dims), item c at centres[c]. Returns 0, or -1
+ * when out of memory. */
+int kmz_grid_of_centres(kmz_grid *grid, const double *centres, int64_t k, int dims);
 
-/* The nearest centre to `at` (squared distance to *first) and the squared distance to
+/* The nearest centre to `at` (of the grid's dims coordinates; squared distance to *first) and the squared distance to
  * the second nearest (*second; INFINITY when k = 1), exactly as a scan of every centre
  * would find them: `guess` first (-1 for none), then in order of number, a centre
  * replacing the best only when strictly nearer. `skip` (-1 for none) is left out. */
-int64_t kmz_grid_two_nearest(const kmz_grid *grid, const double *centres, const double at[3],
+int64_t kmz_grid_two_nearest(const kmz_grid *grid, const double *centres, const double *at,
                              int64_t guess, int64_t skip, double *first, double *second);
 
 /* The items in the cells that meet the cube of half-width `radius` around `at`.

@@ -1,3 +1,5 @@
+#include <stdlib.h>
+
 #include "histogram.h"
 
 int64_t kmz_count_colours(const uint8_t *pixels, int64_t n, uint32_t *table, uint32_t *number,
@@ -47,4 +49,55 @@ int64_t kmz_pool(const uint32_t *keys, const float *points, const double *weight
             return KMZ_INTERRUPTED;
     }
     return cells;
+}
+
+/* The slot of `key` in an open-addressing table of 2^bits slots (each -1 or a number
+ * into keys[]): its own, or the empty one where it would go. Fibonacci hashing spreads
+ * neighbouring colours, whose keys differ in a few low bits of one byte. */
+static inline uint32_t slot_of(const int32_t *slots, int bits, const uint32_t *keys, uint32_t key) {
+    uint32_t mask = ((uint32_t)1 << bits) - 1, s = (uint32_t)((key * 2654435769u) >> (32 - bits));
+    while (slots[s] >= 0 && keys[slots[s]] != key)
+        s = (s + 1) & mask;
+    return s;
+}
+
+int64_t kmz_count_keys(const uint32_t *values, int64_t n, uint32_t *number, uint32_t *keys,
+                       uint32_t *counts, kmz_poll *poll) {
+    int bits = 12;
+    int32_t *slots = malloc(sizeof(int32_t) << bits);
+    if (!slots)
+        return KMZ_NO_MEMORY;
+    for (int64_t s = 0; s < (int64_t)1 << bits; s++)
+        slots[s] = -1;
+    int64_t distinct = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t key = values[i], s = slot_of(slots, bits, keys, key);
+        if (slots[s] < 0) {
+            keys[distinct] = key;
+            slots[s] = (int32_t)distinct++;
+            if (2 * distinct > (int64_t)1 << bits) { /* at most half full: probes stay short */
+                int32_t *grown = malloc(sizeof(int32_t) << (bits + 1));
+                if (!grown) {
+                    free(slots);
+                    return KMZ_NO_MEMORY;
+                }
+                free(slots);
+                slots = grown;
+                bits++;
+                for (int64_t t = 0; t < (int64_t)1 << bits; t++)
+                    slots[t] = -1;
+                for (int64_t d = 0; d < distinct; d++)
+                    slots[slot_of(slots, bits, keys, keys[d])] = (int32_t)d;
+                s = slot_of(slots, bits, keys, key);
+            }
+        }
+        number[i] = (uint32_t)slots[s];
+        counts[number[i]]++;
+        if ((i & 0xFFFF) == 0 && kmz_poll_tick(poll, 0x10000)) {
+            free(slots);
+            return KMZ_INTERRUPTED;
+        }
+    }
+    free(slots);
+    return distinct;
 }

@@ -16,6 +16,14 @@
 int64_t kmz_count_colours(const uint8_t *pixels, int64_t n, uint32_t *table, uint32_t *number,
                           uint32_t *keys, uint32_t *counts, kmz_poll *poll);
 
+/* Number the distinct values of `n` 32-bit keys (packed RGBA: 2^32 of them, too many
+ * for a table indexed by value) in order of first appearance, through a hash table
+ * that grows with the count. Writes as kmz_count_colours does: each key's number to
+ * number[n], each distinct key to keys[] and its count to counts[] (zeroed by the
+ * caller). Returns the number of distinct keys, KMZ_INTERRUPTED or KMZ_NO_MEMORY. */
+int64_t kmz_count_keys(const uint32_t *values, int64_t n, uint32_t *number, uint32_t *keys,
+                       uint32_t *counts, kmz_poll *poll);
+
 /* Pool `n` colours (packed RGB keys[n], their points (n, 3) and weights) into the cells
  * of a grid: colours whose keys agree under `mask` share a cell. Cells are numbered in
  * order of first appearance; writes each cell's key, weighted sum of points (cells, 3)

@@ -4,22 +4,36 @@
 #include "grid.h"
 #include "kmeans.h"
 
-/* Squared distance between two points: float32 arithmetic, as the points are. */
-static inline float point_distance2(const float *a, int64_t i, const float *b, int64_t j) {
-    float d0 = a[3 * i] - b[3 * j], d1 = a[3 * i + 1] - b[3 * j + 1], d2 = a[3 * i + 2] - b[3 * j + 2];
-    return d0 * d0 + d1 * d1 + d2 * d2;
+/* Squared distance between two points of `dims` (3 or 4) coordinates: float32
+ * arithmetic, as the points are. The 3-D sum is written out as before, term for term,
+ * so that RGB palettes stay bit for bit what they were. */
+static inline float point_distance2(const float *a, int64_t i, const float *b, int64_t j, int dims) {
+    const float *p = a + dims * i, *q = b + dims * j;
+    float d0 = p[0] - q[0], d1 = p[1] - q[1], d2 = p[2] - q[2];
+    if (dims == 3)
+        return d0 * d0 + d1 * d1 + d2 * d2;
+    float d3 = p[3] - q[3];
+    return d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
 }
 
 /* Squared distance from a point to a centre, in float64. */
-static inline double centre_distance2(const float *points, int64_t i, const double *centres, int64_t c) {
-    double d0 = points[3 * i] - centres[3 * c], d1 = points[3 * i + 1] - centres[3 * c + 1],
-           d2 = points[3 * i + 2] - centres[3 * c + 2];
-    return d0 * d0 + d1 * d1 + d2 * d2;
+static inline double centre_distance2(const float *points, int64_t i, const double *centres, int64_t c, int dims) {
+    const float *p = points + dims * i;
+    const double *q = centres + dims * c;
+    double d0 = p[0] - q[0], d1 = p[1] - q[1], d2 = p[2] - q[2];
+    if (dims == 3)
+        return d0 * d0 + d1 * d1 + d2 * d2;
+    double d3 = p[3] - q[3];
+    return d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
 }
 
-static inline double centres_distance2(const double *a, int64_t i, const double *b, int64_t j) {
-    double d0 = a[3 * i] - b[3 * j], d1 = a[3 * i + 1] - b[3 * j + 1], d2 = a[3 * i + 2] - b[3 * j + 2];
-    return d0 * d0 + d1 * d1 + d2 * d2;
+static inline double centres_distance2(const double *a, int64_t i, const double *b, int64_t j, int dims) {
+    const double *p = a + dims * i, *q = b + dims * j;
+    double d0 = p[0] - q[0], d1 = p[1] - q[1], d2 = p[2] - q[2];
+    if (dims == 3)
+        return d0 * d0 + d1 * d1 + d2 * d2;
+    double d3 = p[3] - q[3];
+    return d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
 }
 
 static double largest(const double *values, int64_t n) {
@@ -68,7 +82,7 @@ static inline double cluster_reach(const int64_t *top, const double *scale, int6
  * only at the clusters listed in its own cell (those near enough to lose points to
  * it, and a few more) and at those made since the lists were: clusters only shrink,
  * so lists made once stay true, and they are made anew now and then. */
-int kmz_seed(const float *points, const double *weights, int64_t n, int64_t k,
+int kmz_seed(const float *points, int dims, const double *weights, int64_t n, int64_t k,
              const double *draws, int64_t trials, int64_t *chosen, int64_t *labels, kmz_poll *poll) {
     enum { S = KMZ_SHELLS };
     int status = KMZ_NO_MEMORY;
@@ -80,7 +94,7 @@ int kmz_seed(const float *points, const double *weights, int64_t n, int64_t k,
     int64_t *near = malloc(sizeof(int64_t) * k);
     double *centre = malloc(sizeof(double) * 3 * k), *radius = malloc(sizeof(double) * k);
     double lo[3], hi[3];
-    kmz_bounds_f32(points, n, lo, hi);
+    kmz_bounds_f32(points, dims, n, lo, hi);
     kmz_grid grid;
     kmz_grid_shape(&grid, lo, hi, 2 * k); /* fine cells: few clusters listed in each */
     kmz_balls balls = {0};
@@ -98,7 +112,7 @@ int kmz_seed(const float *points, const double *weights, int64_t n, int64_t k,
         cumulative[i] = running += weights[i];
     chosen[0] = draw(cumulative, n, draws[0]);
     for (int64_t i = 0; i < n; i++) {
-        float d = point_distance2(points, i, points, chosen[0]);
+        float d = point_distance2(points, i, points, chosen[0], dims);
         cost[i] = weights[i] * d;
         reach[i] = sqrtf(d);
         joining[i] = i;
@@ -129,7 +143,7 @@ int kmz_seed(const float *points, const double *weights, int64_t n, int64_t k,
         if (j == k)
             break;
         for (int a = 0; a < 3; a++)
-            centre[3 * (j - 1) + a] = points[3 * chosen[j - 1] + a];
+            centre[3 * (j - 1) + a] = points[dims * chosen[j - 1] + a]; /* the grid's 3 axes */
         /* List them all afresh when those made since cost a candidate more to look at
          * than the lists cost to make (about sqrt(j) steps apart). */
         if ((j - listed) * (j - listed) >= 8 * j || 2 * listed < j) {
@@ -166,21 +180,21 @@ int kmz_seed(const float *points, const double *weights, int64_t n, int64_t k,
                     break;
             }
             /* How much the total cost would fall were the candidate a centre. */
-            double at[3] = {points[3 * candidate], points[3 * candidate + 1], points[3 * candidate + 2]};
+            double at[3] = {points[dims * candidate], points[dims * candidate + 1], points[dims * candidate + 2]};
             int64_t nearby = kmz_balls_at(&balls, &grid, at, near);
             for (int64_t c = listed; c < j; c++)
                 near[nearby++] = c;
             double gain = 0.0;
             for (int64_t t2 = 0; t2 < nearby; t2++) {
                 int64_t other = near[t2];
-                float apart = sqrtf(point_distance2(points, candidate, points, chosen[other]));
+                float apart = sqrtf(point_distance2(points, candidate, points, chosen[other], dims));
                 double inner = cluster_cost[other], kept = 0.0;
                 for (int64_t s2 = top[other]; s2 >= 0; s2--) {
                     if (shell_out_of_reach(apart, s2, scale[other]))
                         break; /* this shell and those inside it are too near their centre */
                     inner -= shell_cost[other * S + s2];
                     for (int64_t i = head[other * S + s2]; i >= 0; i = after[i]) {
-                        double taken = weights[i] * point_distance2(points, i, points, candidate);
+                        double taken = weights[i] * point_distance2(points, i, points, candidate, dims);
                         kept += taken < cost[i] ? taken : cost[i];
                     }
                 }
@@ -200,14 +214,14 @@ int kmz_seed(const float *points, const double *weights, int64_t n, int64_t k,
         /* The points nearer the new centre than their own leave their shells for it,
          * cluster by cluster in order of number. */
         m = 0;
-        double at[3] = {points[3 * best], points[3 * best + 1], points[3 * best + 2]};
+        double at[3] = {points[dims * best], points[dims * best + 1], points[dims * best + 2]};
         int64_t nearby = kmz_balls_at(&balls, &grid, at, near);
         qsort(near, nearby, sizeof(int64_t), by_number);
         for (int64_t c = listed; c < j; c++)
             near[nearby++] = c;
         for (int64_t t = 0; t < nearby; t++) {
             int64_t c = near[t];
-            float apart = sqrtf(point_distance2(points, best, points, chosen[c]));
+            float apart = sqrtf(point_distance2(points, best, points, chosen[c], dims));
             for (int64_t s = top[c]; s >= 0; s--) {
                 if (shell_out_of_reach(apart, s, scale[c]))
                     break;
@@ -216,7 +230,7 @@ int kmz_seed(const float *points, const double *weights, int64_t n, int64_t k,
                 shell_cost[c * S + s] = 0.0;
                 while (i >= 0) {
                     int64_t following = after[i];
-                    float d = point_distance2(points, i, points, best);
+                    float d = point_distance2(points, i, points, best, dims);
                     if (weights[i] * d < cost[i]) {
                         cost[i] = weights[i] * d;
                         reach[i] = sqrtf(d);
@@ -251,16 +265,18 @@ done:
  * from it that the triangle inequality puts it beyond the second nearest so far, so
  * are all the rest. Without one (large K), the grid of the centres finds what a scan
  * of every centre would: `guess` if it is among the nearest, else the lowest number. */
-static int64_t two_nearest(const float *points, int64_t i, const double *centres, int64_t k,
+static int64_t two_nearest(const float *points, int dims, int64_t i, const double *centres, int64_t k,
                            int64_t guess, const kmz_table *table, const kmz_grid *grid, double most,
                            double *first_out, double *second_out) {
     int64_t m = table->m;
     if (m == 0) {
-        double at[3] = {points[3 * i], points[3 * i + 1], points[3 * i + 2]};
+        double at[KMZ_MAX_DIMS];
+        for (int a = 0; a < dims; a++)
+            at[a] = points[dims * i + a];
         return kmz_grid_two_nearest(grid, centres, at, guess, -1, first_out, second_out);
     }
     int64_t best = guess;
-    double first = centre_distance2(points, i, centres, guess), second = INFINITY;
+    double first = centre_distance2(points, i, centres, guess, dims), second = INFINITY;
     const double *ranked = table->ranked + guess * m;
     const int32_t *order = table->order + guess * m;
     double r = sqrt(first);
@@ -271,7 +287,7 @@ static int64_t two_nearest(const float *points, int64_t i, const double *centres
         double reach = ranked[t] - table->drift[guess] - most - r;
         if (reach > 0 && reach * reach >= second)
             break;
-        double d = centre_distance2(points, i, centres, c);
+        double d = centre_distance2(points, i, centres, c, dims);
         if (d < first) {
             best = c;
             second = first;
@@ -285,32 +301,32 @@ static int64_t two_nearest(const float *points, int64_t i, const double *centres
     return best;
 }
 
-int kmz_assign(const float *points, const double *weights, int64_t n, const double *centres,
+int kmz_assign(const float *points, int dims, const double *weights, int64_t n, const double *centres,
                int64_t k, const int64_t *guesses, const double *floors, const kmz_table *table,
                int64_t *labels, double *upper, double *lower, double *sums, double *mass,
                kmz_poll *poll) {
     double most = largest(table->drift, k);
     kmz_grid grid = {0};
-    if (table->m == 0 && kmz_grid_of_centres(&grid, centres, k) < 0)
+    if (table->m == 0 && kmz_grid_of_centres(&grid, centres, k, dims) < 0)
         return KMZ_NO_MEMORY;
     for (int64_t i = 0; i < n; i++) {
         int64_t a = guesses[i];
-        double first = sqrt(centre_distance2(points, i, centres, a));
+        double first = sqrt(centre_distance2(points, i, centres, a, dims));
         if (first <= floors[i]) {
             labels[i] = a;
             upper[i] = first;
             lower[i] = floors[i];
         } else {
             double second;
-            a = two_nearest(points, i, centres, k, a, table, &grid, most, &first, &second);
+            a = two_nearest(points, dims, i, centres, k, a, table, &grid, most, &first, &second);
             labels[i] = a;
             upper[i] = sqrt(first);
             lower[i] = sqrt(second);
         }
         double w = weights[i];
         mass[a] += w;
-        for (int j = 0; j < 3; j++)
-            sums[3 * a + j] += w * points[3 * i + j];
+        for (int j = 0; j < dims; j++)
+            sums[dims * a + j] += w * points[dims * i + j];
         if ((i & 0xFFF) == 0 && kmz_poll_tick(poll, 0x1000 * 8)) {
             kmz_grid_free(&grid);
             return KMZ_INTERRUPTED;
@@ -320,7 +336,7 @@ int kmz_assign(const float *points, const double *weights, int64_t n, const doub
     return KMZ_OK;
 }
 
-int kmz_move(const float *points, const double *weights, int64_t n, const double *old,
+int kmz_move(const float *points, int dims, const double *weights, int64_t n, const double *old,
              const double *centres, int64_t k, int64_t *labels, double *upper, double *lower,
              double *sums, double *mass, kmz_table *table, double *changed_out, kmz_poll *poll) {
     double *moved = malloc(sizeof(double) * k), *drop = calloc(k, sizeof(double));
@@ -328,12 +344,12 @@ int kmz_move(const float *points, const double *weights, int64_t n, const double
     int status = KMZ_NO_MEMORY;
     kmz_grid grid = {0}, before = {0}; /* without a table: grids of the centres after and before */
     int64_t *near = NULL;
-    if (!moved || !drop || !reach || !half || (table->m == 0 && kmz_grid_of_centres(&grid, centres, k) < 0))
+    if (!moved || !drop || !reach || !half || (table->m == 0 && kmz_grid_of_centres(&grid, centres, k, dims) < 0))
         goto done;
     int64_t m = table->m, top = 0;
     double *drift = table->drift;
     for (int64_t c = 0; c < k; c++) {
-        moved[c] = sqrt(centres_distance2(centres, c, old, c));
+        moved[c] = sqrt(centres_distance2(centres, c, old, c, dims));
         if (moved[c] > moved[top])
             top = c;
     }
@@ -366,13 +382,13 @@ int kmz_move(const float *points, const double *weights, int64_t n, const double
         for (int64_t i = 0; i < n; i++)
             if (upper[i] + lower[i] > reach[labels[i]])
                 reach[labels[i]] = upper[i] + lower[i];
-        if (kmz_grid_of_centres(&before, old, k) < 0 || (near = malloc(sizeof(int64_t) * k)) == NULL)
+        if (kmz_grid_of_centres(&before, old, k, dims) < 0 || (near = malloc(sizeof(int64_t) * k)) == NULL)
             goto done;
         for (int64_t j = 0; j < k; j++) {
-            int64_t count = kmz_grid_near(&before, old + 3 * j, (reach[j] + moved[top]) * (1 + 1e-9) + 1e-9, near);
+            int64_t count = kmz_grid_near(&before, old + dims * j, (reach[j] + moved[top]) * (1 + 1e-9) + 1e-9, near);
             for (int64_t t = 0; t < count; t++) {
                 int64_t c = near[t];
-                if (c != j && moved[c] > drop[j] && sqrt(centres_distance2(old, j, old, c)) < reach[j] + moved[c])
+                if (c != j && moved[c] > drop[j] && sqrt(centres_distance2(old, j, old, c, dims)) < reach[j] + moved[c])
                     drop[j] = moved[c];
             }
             if (kmz_poll_tick(poll, count + 1)) {
@@ -390,7 +406,7 @@ int kmz_move(const float *points, const double *weights, int64_t n, const double
     if (m == 0 && k > 1) {
         for (int64_t c = 0; c < k; c++) {
             double nearest, unused;
-            kmz_grid_two_nearest(&grid, centres, centres + 3 * c, -1, c, &nearest, &unused);
+            kmz_grid_two_nearest(&grid, centres, centres + dims * c, -1, c, &nearest, &unused);
             half[c] = 0.5 * sqrt(nearest);
         }
     } else if (k > 1) {
@@ -404,7 +420,7 @@ int kmz_move(const float *points, const double *weights, int64_t n, const double
                     continue;
                 if (ranked[t] - drift[c] - most >= nearest)
                     break;
-                double d = sqrt(centres_distance2(centres, c, centres, other));
+                double d = sqrt(centres_distance2(centres, c, centres, other, dims));
                 if (d < nearest)
                     nearest = d;
             }
@@ -423,11 +439,11 @@ int kmz_move(const float *points, const double *weights, int64_t n, const double
         }
         if (upper[i] <= bound)
             continue;
-        upper[i] = sqrt(centre_distance2(points, i, centres, a));
+        upper[i] = sqrt(centre_distance2(points, i, centres, a, dims));
         if (upper[i] <= bound)
             continue;
         double first, second;
-        int64_t b = two_nearest(points, i, centres, k, a, table, &grid, most, &first, &second);
+        int64_t b = two_nearest(points, dims, i, centres, k, a, table, &grid, most, &first, &second);
         upper[i] = sqrt(first);
         lower[i] = sqrt(second);
         if (b != a) {
@@ -436,9 +452,9 @@ int kmz_move(const float *points, const double *weights, int64_t n, const double
             changed += w;
             mass[a] -= w;
             mass[b] += w;
-            for (int j = 0; j < 3; j++) {
-                sums[3 * a + j] -= w * points[3 * i + j];
-                sums[3 * b + j] += w * points[3 * i + j];
+            for (int j = 0; j < dims; j++) {
+                sums[dims * a + j] -= w * points[dims * i + j];
+                sums[dims * b + j] += w * points[dims * i + j];
             }
         }
     }
@@ -451,30 +467,32 @@ done:
     return status;
 }
 
-double kmz_error(const float *points, const double *weights, int64_t n, const double *centres,
+double kmz_error(const float *points, int dims, const double *weights, int64_t n, const double *centres,
                  const int64_t *labels) {
     double error = 0.0;
     for (int64_t i = 0; i < n; i++)
-        error += weights[i] * centre_distance2(points, i, centres, labels[i]);
+        error += weights[i] * centre_distance2(points, i, centres, labels[i], dims);
     return error;
 }
 
-void kmz_inherit(const float *points, int64_t n, const float *parents, const int64_t *parent_of,
+void kmz_inherit(const float *points, int dims, int64_t n, const float *parents, const int64_t *parent_of,
                  const int64_t *labels, const double *lower, int64_t *guesses, double *floors) {
     for (int64_t i = 0; i < n; i++) {
         int64_t p = parent_of[i];
         guesses[i] = labels[p];
-        floors[i] = lower[p] - sqrtf(point_distance2(points, i, parents, p));
+        floors[i] = lower[p] - sqrtf(point_distance2(points, i, parents, p, dims));
     }
 }
 
-int kmz_nearest(const float *points, int64_t n, const double *centres, int64_t k, int64_t *labels,
+int kmz_nearest(const float *points, int dims, int64_t n, const double *centres, int64_t k, int64_t *labels,
                 kmz_poll *poll) {
     kmz_grid grid = {0};
-    if (kmz_grid_of_centres(&grid, centres, k) < 0)
+    if (kmz_grid_of_centres(&grid, centres, k, dims) < 0)
         return KMZ_NO_MEMORY;
     for (int64_t i = 0; i < n; i++) {
-        double at[3] = {points[3 * i], points[3 * i + 1], points[3 * i + 2]}, first, second;
+        double at[KMZ_MAX_DIMS], first, second;
+        for (int a = 0; a < dims; a++)
+            at[a] = points[dims * i + a];
         labels[i] = kmz_grid_two_nearest(&grid, centres, at, -1, -1, &first, &second);
         if ((i & 0xFFF) == 0 && kmz_poll_tick(poll, 0x1000 * 8)) {
             kmz_grid_free(&grid);

@@ -1,6 +1,7 @@
 /* kmz._kmeans: the quantizer's kernels (histogram.c, kmeans.c) for quantize.py.
  *
- * Argument checks and buffer handling only. Every array comes from the driver,
+ * Argument checks and buffer handling only. Points and centres have 3 or 4 columns
+ * (dims), taken from the points' shape; every other (x, dims) array must agree. Every array comes from the driver,
  * which allocates outputs; the kernels run with the GIL released and stop on Ctrl-C.
  */
 #include "module.h"
@@ -76,6 +77,27 @@ fail:
     return NULL;
 }
 
+static PyObject *count_keys(PyObject *self, PyObject *args) {
+    static const spec specs[] = {{"values", U32, 1, 0}, {"number", U32, 1, 1}, {"keys", U32, 1, 1},
+                                 {"counts", U32, 1, 1}};
+    Py_buffer v[4];
+    if (get_buffers(args, specs, 4, v) < 0)
+        return NULL;
+    int64_t n = ROWS(v[0]), distinct = 0;
+    REQUIRE(n < INT32_MAX, "values: fewer than 2^31");
+    REQUIRE(ROWS(v[1]) == n && ROWS(v[2]) == n && ROWS(v[3]) == n, "number, keys, counts: n entries each");
+    kmz_released released;
+    kmz_poll poll;
+    KMZ_RELEASE(released, poll);
+    distinct = kmz_count_keys(v[0].buf, n, v[1].buf, v[2].buf, v[3].buf, &poll);
+    KMZ_ACQUIRE(released);
+    release(v, 4);
+    return kmz_status(distinct < 0 ? (int)distinct : KMZ_OK) < 0 ? NULL : PyLong_FromLongLong(distinct);
+fail:
+    release(v, 4);
+    return NULL;
+}
+
 static PyObject *pool(PyObject *self, PyObject *args) {
     static const spec specs[] = {{"keys", U32, 1, 0}, {"points", F32, 2, 0}, {"weights", F64, 1, 0},
                                  {"table", U32, 1, 1}, {"cell_keys", U32, 1, 1}, {"sums", F64, 2, 1},
@@ -119,13 +141,14 @@ static PyObject *seed(PyObject *self, PyObject *args) {
     if (get_buffers(args, specs, 5, v) < 0)
         return NULL;
     int64_t n = ROWS(v[0]), k = ROWS(v[2]);
-    int status;
-    REQUIRE(n > 0 && COLS(v[0]) == 3 && ROWS(v[1]) == n && ROWS(v[4]) == n, "points (n, 3), weights and labels (n)");
+    int status, dims = (int)COLS(v[0]);
+    REQUIRE(n > 0 && (dims == 3 || dims == 4) && ROWS(v[1]) == n && ROWS(v[4]) == n,
+            "points (n, 3 or 4), weights and labels (n)");
     REQUIRE(k >= 1 && k <= n && COLS(v[2]) >= 1 && ROWS(v[3]) == k, "draws (k, trials), chosen (k), 1 <= k <= n");
     kmz_released released;
     kmz_poll poll;
     KMZ_RELEASE(released, poll);
-    status = kmz_seed(v[0].buf, v[1].buf, n, k, v[2].buf, COLS(v[2]), v[3].buf, v[4].buf, &poll);
+    status = kmz_seed(v[0].buf, dims, v[1].buf, n, k, v[2].buf, COLS(v[2]), v[3].buf, v[4].buf, &poll);
     KMZ_ACQUIRE(released);
     release(v, 5);
     if (kmz_status(status) < 0)
@@ -157,9 +180,11 @@ static PyObject *assign(PyObject *self, PyObject *args) {
     if (get_buffers(args, specs, 13, v) < 0)
         return NULL;
     int64_t n = ROWS(v[0]), k = ROWS(v[2]);
-    int status;
-    REQUIRE(COLS(v[0]) == 3 && ROWS(v[1]) == n && ROWS(v[3]) == n && ROWS(v[4]) == n, "points (n, 3), weights, guesses, floors (n)");
-    REQUIRE(k >= 1 && COLS(v[2]) == 3 && ROWS(v[11]) == k && COLS(v[11]) == 3 && ROWS(v[12]) == k, "centres, sums (k, 3), mass (k)");
+    int status, dims = (int)COLS(v[0]);
+    REQUIRE((dims == 3 || dims == 4) && ROWS(v[1]) == n && ROWS(v[3]) == n && ROWS(v[4]) == n,
+            "points (n, 3 or 4), weights, guesses, floors (n)");
+    REQUIRE(k >= 1 && COLS(v[2]) == dims && ROWS(v[11]) == k && COLS(v[11]) == dims && ROWS(v[12]) == k,
+            "centres, sums (k, dims), mass (k)");
     REQUIRE(ROWS(v[8]) == n && ROWS(v[9]) == n && ROWS(v[10]) == n, "labels, upper, lower: n entries");
     if (!table_ok(&v[5], &v[6], &v[7], k))
         goto fail;
@@ -170,7 +195,7 @@ static PyObject *assign(PyObject *self, PyObject *args) {
     kmz_released released;
     kmz_poll poll;
     KMZ_RELEASE(released, poll);
-    status = kmz_assign(v[0].buf, v[1].buf, n, v[2].buf, k, v[3].buf, v[4].buf, &table, v[8].buf,
+    status = kmz_assign(v[0].buf, dims, v[1].buf, n, v[2].buf, k, v[3].buf, v[4].buf, &table, v[8].buf,
                         v[9].buf, v[10].buf, v[11].buf, v[12].buf, &poll);
     KMZ_ACQUIRE(released);
     release(v, 13);
@@ -191,12 +216,12 @@ static PyObject *move(PyObject *self, PyObject *args) {
     if (get_buffers(args, specs, 12, v) < 0)
         return NULL;
     int64_t n = ROWS(v[0]), k = ROWS(v[3]);
-    int status;
+    int status, dims = (int)COLS(v[0]);
     double changed = 0.0;
-    REQUIRE(COLS(v[0]) == 3 && ROWS(v[1]) == n && ROWS(v[4]) == n && ROWS(v[5]) == n && ROWS(v[6]) == n,
-            "points (n, 3), weights, labels, upper, lower (n)");
-    REQUIRE(k >= 1 && ROWS(v[2]) == k && COLS(v[2]) == 3 && COLS(v[3]) == 3 && ROWS(v[7]) == k && COLS(v[7]) == 3
-            && ROWS(v[8]) == k, "old, new, sums (k, 3), mass (k)");
+    REQUIRE((dims == 3 || dims == 4) && ROWS(v[1]) == n && ROWS(v[4]) == n && ROWS(v[5]) == n && ROWS(v[6]) == n,
+            "points (n, 3 or 4), weights, labels, upper, lower (n)");
+    REQUIRE(k >= 1 && ROWS(v[2]) == k && COLS(v[2]) == dims && COLS(v[3]) == dims && ROWS(v[7]) == k
+            && COLS(v[7]) == dims && ROWS(v[8]) == k, "old, new, sums (k, dims), mass (k)");
     if (!table_ok(&v[9], &v[10], &v[11], k))
         goto fail;
     const int64_t *labels = v[4].buf;
@@ -206,7 +231,7 @@ static PyObject *move(PyObject *self, PyObject *args) {
     kmz_released released;
     kmz_poll poll;
     KMZ_RELEASE(released, poll);
-    status = kmz_move(v[0].buf, v[1].buf, n, v[2].buf, v[3].buf, k, v[4].buf, v[5].buf, v[6].buf,
+    status = kmz_move(v[0].buf, dims, v[1].buf, n, v[2].buf, v[3].buf, k, v[4].buf, v[5].buf, v[6].buf,
                       v[7].buf, v[8].buf, &table, &changed, &poll);
     KMZ_ACQUIRE(released);
     release(v, 12);
@@ -225,13 +250,15 @@ static PyObject *error(PyObject *self, PyObject *args) {
     if (get_buffers(args, specs, 4, v) < 0)
         return NULL;
     int64_t n = ROWS(v[0]), k = ROWS(v[2]);
-    REQUIRE(COLS(v[0]) == 3 && ROWS(v[1]) == n && ROWS(v[3]) == n && COLS(v[2]) == 3, "points (n, 3), centres (k, 3)");
+    int dims = (int)COLS(v[0]);
+    REQUIRE((dims == 3 || dims == 4) && ROWS(v[1]) == n && ROWS(v[3]) == n && COLS(v[2]) == dims,
+            "points (n, 3 or 4), centres (k, dims)");
     const int64_t *labels = v[3].buf;
     for (int64_t i = 0; i < n; i++)
         REQUIRE(labels[i] >= 0 && labels[i] < k, "labels must be centre numbers");
     double total;
     Py_BEGIN_ALLOW_THREADS
-    total = kmz_error(v[0].buf, v[1].buf, n, v[2].buf, labels);
+    total = kmz_error(v[0].buf, dims, v[1].buf, n, v[2].buf, labels);
     Py_END_ALLOW_THREADS
     release(v, 4);
     return PyFloat_FromDouble(total);
@@ -248,14 +275,15 @@ static PyObject *inherit(PyObject *self, PyObject *args) {
     if (get_buffers(args, specs, 7, v) < 0)
         return NULL;
     int64_t n = ROWS(v[0]), parents = ROWS(v[1]);
-    REQUIRE(COLS(v[0]) == 3 && COLS(v[1]) == 3 && ROWS(v[2]) == n && ROWS(v[5]) == n && ROWS(v[6]) == n,
-            "points (n, 3), parents (p, 3), parent_of, guesses, floors (n)");
+    int dims = (int)COLS(v[0]);
+    REQUIRE((dims == 3 || dims == 4) && COLS(v[1]) == dims && ROWS(v[2]) == n && ROWS(v[5]) == n && ROWS(v[6]) == n,
+            "points (n, 3 or 4), parents (p, dims), parent_of, guesses, floors (n)");
     REQUIRE(ROWS(v[3]) == parents && ROWS(v[4]) == parents, "labels, lower: one per parent");
     const int64_t *parent_of = v[2].buf;
     for (int64_t i = 0; i < n; i++)
         REQUIRE(parent_of[i] >= 0 && parent_of[i] < parents, "parent_of must be parent numbers");
     Py_BEGIN_ALLOW_THREADS
-    kmz_inherit(v[0].buf, n, v[1].buf, parent_of, v[3].buf, v[4].buf, v[5].buf, v[6].buf);
+    kmz_inherit(v[0].buf, dims, n, v[1].buf, parent_of, v[3].buf, v[4].buf, v[5].buf, v[6].buf);
     Py_END_ALLOW_THREADS
     release(v, 7);
     Py_RETURN_NONE;
@@ -270,12 +298,13 @@ static PyObject *nearest(PyObject *self, PyObject *args) {
     if (get_buffers(args, specs, 3, v) < 0)
         return NULL;
     int64_t n = ROWS(v[0]), k = ROWS(v[1]);
-    int status;
-    REQUIRE(COLS(v[0]) == 3 && COLS(v[1]) == 3 && k >= 1 && ROWS(v[2]) == n, "points (n, 3), centres (k >= 1, 3), labels (n)");
+    int status, dims = (int)COLS(v[0]);
+    REQUIRE((dims == 3 || dims == 4) && COLS(v[1]) == dims && k >= 1 && ROWS(v[2]) == n,
+            "points (n, 3 or 4), centres (k >= 1, dims), labels (n)");
     kmz_released released;
     kmz_poll poll;
     KMZ_RELEASE(released, poll);
-    status = kmz_nearest(v[0].buf, n, v[1].buf, k, v[2].buf, &poll);
+    status = kmz_nearest(v[0].buf, dims, n, v[1].buf, k, v[2].buf, &poll);
     KMZ_ACQUIRE(released);
     release(v, 3);
     if (kmz_status(status) < 0)
@@ -290,6 +319,7 @@ static PyMethodDef methods[] = {
     {"nearest", nearest, METH_VARARGS, "nearest(points, centres, labels)"},
     {"count_colours", count_colours, METH_VARARGS,
      "count_colours(pixels, table, number, keys, counts) -> distinct colours"},
+    {"count_keys", count_keys, METH_VARARGS, "count_keys(values, number, keys, counts) -> distinct keys"},
     {"pool", pool, METH_VARARGS,
      "pool(keys, points, weights, table, cell_keys, sums, mass, cell_of, mask) -> cells"},
     {"seed", seed, METH_VARARGS, "seed(points, weights, draws, chosen, labels)"},

@@ -29,7 +29,7 @@ def _k300_palette():
     return np.stack([i % 256, (i * 5) % 256, np.where(i >= 256, 255, 0)], axis=1)
 
 
-# name, what it shows, palette (K rows of R, G, B), indices (one list per row)
+# name, what it shows, palette (K rows of R, G, B, or of R, G, B, A), indices (one list per row)
 GOOD = [
     ("1x1-k1", "K = 1: b = 0, no index data at all",
      [(255, 128, 0)], [[0]]),
@@ -44,6 +44,10 @@ GOOD = [
      [(i, 255 - i, (7 * i) % 256) for i in range(256)], np.arange(256).reshape(16, 16).tolist()),
     ("5x3-k300", "K = 300: 9-bit indices, above 255; 135 bits, 1 padding bit",
      _k300_palette().tolist(), [[0, 1, 255, 256, 299], [299, 298, 128, 257, 2], [100, 200, 150, 5, 270]]),
+    ("3x1-k5-rgba", "RGBA, flags bit 0: the example of section 3.3 with 4-byte entries, one fully transparent",
+     [(255, 0, 0, 255), (0, 255, 0, 128), (0, 0, 0, 0), (255, 255, 0, 1), (0, 255, 255, 64)], [[4, 0, 3]]),
+    ("5x2-k3-rgba", "RGBA, K = 3: an opaque, a half and a clear entry; 10 x 2 = 20 index bits, 4 padding bits",
+     [(20, 40, 60, 255), (200, 100, 0, 127), (0, 0, 0, 0)], [[0, 1, 2, 1, 0], [2, 2, 1, 0, 0]]),
 ]
 
 
@@ -61,6 +65,8 @@ def listing(name, what, header, palette, indices, data):
     w, h, k, b = header.width, header.height, header.k, header.bits_per_index
     bits = w * h * b
     pixels = palette[indices]
+    c = header.channels
+    channels = "R,G,B,A" if header.alpha else "R,G,B"
     return "\n".join([
         f"{name}: {what}",
         "",
@@ -69,17 +75,18 @@ def listing(name, what, header, palette, indices, data):
         f"K {k}",
         f"bits_per_index {b}",
         "coding 0",
+        *(["flags 1 (bit 0: RGBA palette, 4 bytes per entry)"] if header.alpha else []),
         f"index bits {w} * {h} * {b} = {bits}, padding bits {8 * fmt.bitpack.packed_size(w * h, b) - bits}",
-        f"length 24 + 3*{k} + ceil({bits}/8) + 4 = {len(data)} bytes",
+        f"length 24 + {c}*{k} + ceil({bits}/8) + 4 = {len(data)} bytes",
         f"crc32 {zlib.crc32(data[:-4]):08x}",
         "",
-        "palette (index: R,G,B)",
-        *(f"{i}: {r},{g},{b_}" for i, (r, g, b_) in enumerate(palette.tolist())),
+        f"palette (index: {channels})",
+        *(f"{i}: " + ",".join(map(str, entry)) for i, entry in enumerate(palette.tolist())),
         "",
         "indices (one line per image row)",
         *(" ".join(map(str, row)) for row in indices.tolist()),
         "",
-        "pixels (one line per image row, R,G,B per pixel)",
+        f"pixels (one line per image row, {channels} per pixel)",
         *(" ".join(",".join(map(str, p)) for p in row) for row in pixels.tolist()),
         "",
         "hex",
@@ -102,8 +109,8 @@ def write_good(folder):
 BASE_PALETTE = bytes([255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 0, 0, 255, 255])
 
 
-def _header(version=1, coding=0, reserved=0, width=3, height=2, k=5, bits=3, reserved2=0):
-    return struct.pack(">8sBBHIIHBB", fmt.SIGNATURE, version, coding, reserved, width, height, k - 1, bits, reserved2)
+def _header(version=1, coding=0, flags=0, width=3, height=2, k=5, bits=3, reserved=0):
+    return struct.pack(">8sBBHIIHBB", fmt.SIGNATURE, version, coding, flags, width, height, k - 1, bits, reserved)
 
 
 def _pack_bits(indices, bits):
@@ -119,6 +126,9 @@ def _with_crc(body):
 
 BASE_INDICES = [4, 0, 3, 1, 2, 4]
 BASE = _with_crc(_header() + BASE_PALETTE + _pack_bits(BASE_INDICES, 3))
+# The same image with an RGBA palette (flags bit 0): the RGB entries, alphas 255, 128, 0, 1, 64.
+BASE_RGBA_PALETTE = b"".join(BASE_PALETTE[3 * i : 3 * i + 3] + bytes([a]) for i, a in enumerate([255, 128, 0, 1, 64]))
+BASE_RGBA = _with_crc(_header(flags=1) + BASE_RGBA_PALETTE + _pack_bits(BASE_INDICES, 3))
 
 
 def _patch(offset, new):
@@ -137,8 +147,12 @@ BAD = [
     ("truncated-header", "only the first 20 of the header's 24 bytes", BASE[:20], "LengthError", "truncated"),
     ("unknown-version", "version 2", _patch(8, b"\x02"), "VersionError", "unknown format version 2"),
     ("unknown-coding", "coding 255", _patch(9, b"\xff"), "HeaderError", "unknown index coding 255"),
-    ("nonzero-reserved", "the u16 reserved field at offset 10 is 1",
-     _patch(10, b"\x00\x01"), "HeaderError", "reserved"),
+    ("nonzero-reserved", "a reserved bit of the u16 flags at offset 10 is set (0x8000; only bit 0 is defined)",
+     _patch(10, b"\x80\x00"), "HeaderError", "reserved"),
+    ("nonzero-reserved-flag-bit1", "flags 0x0003: bit 0 (alpha) and the reserved bit 1",
+     _patch(10, b"\x00\x03"), "HeaderError", "reserved"),
+    ("alpha-flag-on-rgb-palette", "flags bit 0 set on the RGB file: its 4-byte entries would need 5 bytes more",
+     _patch(10, b"\x00\x01"), "LengthError", "truncated: file is 46 bytes, its header implies 51"),
     ("nonzero-reserved-byte", "the u8 reserved field at offset 23 is 0x80",
      _patch(23, b"\x80"), "HeaderError", "reserved"),
     ("zero-width", "width 0", _patch(12, struct.pack(">I", 0)), "HeaderError", "width is 0"),
@@ -156,6 +170,12 @@ BAD = [
     ("index-out-of-range", "indices 4 0 3 / 1 7 6 with K = 5: pixels (1, 1) and (2, 1) are out of range",
      _with_crc(_header() + BASE_PALETTE + _pack_bits([4, 0, 3, 1, 7, 6], 3)),
      "IndexRangeError", "index 7 at pixel (1, 1)"),
+    ("rgba-truncated", "the RGBA base file without its last byte", BASE_RGBA[:-1], "LengthError", "truncated"),
+    ("rgba-bad-checksum", "the RGBA base file with its CRC's last bit flipped",
+     BASE_RGBA[:-1] + bytes([BASE_RGBA[-1] ^ 1]), "ChecksumError", "checksum mismatch"),
+    ("rgba-index-out-of-range", "the RGBA base file with indices 4 0 3 / 1 7 6",
+     _with_crc(_header(flags=1) + BASE_RGBA_PALETTE + _pack_bits([4, 0, 3, 1, 7, 6], 3)),
+     "IndexRangeError", "index 7 at pixel (1, 1)"),
 ]
 
 
@@ -170,6 +190,9 @@ def write_bad(folder):
         "(all are kmz.FormatError subclasses); kmz's message contains the text in the last column.",
         "",
         f"Base file, {len(BASE)} bytes: `{BASE.hex(' ')}`",
+        "",
+        "The `rgba-` files start from the same image with an RGBA palette (flags bit 0,",
+        f"alphas 255, 128, 0, 1, 64), {len(BASE_RGBA)} bytes: `{BASE_RGBA.hex(' ')}`",
         "",
         "| file | defect | error | message contains |",
         "|---|---|---|---|",

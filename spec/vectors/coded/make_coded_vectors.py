@@ -41,19 +41,25 @@ def _good():
     palette_dup = np.concatenate([palette_dup, palette_dup[:2]])
     ramp = (np.add.outer(np.arange(6), np.arange(10)) // 2 % 10).astype(np.uint16)
     vectors["ramp-duplicates-k10"] = (palette_dup, ramp)
+    # RGBA (flags bit 0): escapes ranked by the composite distance, in which the three
+    # fully transparent entries (different RGB) tie at 0 and the half-transparent
+    # entries sit between them and the opaque ones.
+    alphas = np.array([0, 0, 0, 255, 255, 128, 128, 64, 32, 255, 1, 200], np.uint8)
+    palette_rgba = np.column_stack([rng.integers(0, 256, (12, 3)).astype(np.uint8), alphas])
+    vectors["noise-k12-rgba"] = (palette_rgba, rng.integers(0, 12, (6, 11)).astype(np.uint16))
     return vectors
 
 
 def _with_payload(data, payload):
     """The file `data` with its payload replaced and its checksum made valid."""
-    k = struct.unpack(">H", data[20:22])[0] + 1
-    body = data[: fmt.HEADER_SIZE + 3 * k] + payload
+    header = fmt.read_header(data)
+    body = data[: fmt.HEADER_SIZE + header.channels * header.k] + payload
     return body + struct.pack(">I", zlib.crc32(body))
 
 
 def _with_header(data, **fields):
     """The file `data` with header fields replaced and its checksum made valid."""
-    names = ["signature", "version", "coding", "reserved", "width", "height", "k_minus_1", "bits", "reserved2"]
+    names = ["signature", "version", "coding", "flags", "width", "height", "k_minus_1", "bits", "reserved"]
     values = dict(zip(names, struct.unpack(">8sBBHIIHBB", data[:24])))
     values.update(fields)
     body = struct.pack(">8sBBHIIHBB", *(values[n] for n in names)) + data[24:-4]
@@ -84,6 +90,10 @@ def _bad(good):
         "too-many-pixels": (
             _with_header(one, width=8192, height=8192), "LengthError", "9: W*H <= 2^19 * P",
         ),
+        "rgba-payload-short": (
+            _with_payload(good["noise-k12-rgba"], good["noise-k12-rgba"][24 + 48 : -5]), "LengthError",
+            "12: no read past the end (an RGBA palette of 4K bytes)",
+        ),
     }
 
 
@@ -95,9 +105,10 @@ def _describe(name, data):
         f"height {header.height}",
         f"k {header.k}",
         f"bits_per_index {header.bits_per_index}",
-        f"payload_bytes {len(data) - fmt.OVERHEAD - 3 * header.k}",
-        "palette (index: R,G,B)",
-        *(f"{i}: {r},{g},{b}" for i, (r, g, b) in enumerate(palette.tolist())),
+        f"payload_bytes {len(data) - fmt.OVERHEAD - header.channels * header.k}",
+        *(["flags 1 (RGBA palette)"] if header.alpha else []),
+        "palette (index: R,G,B,A)" if header.alpha else "palette (index: R,G,B)",
+        *(f"{i}: " + ",".join(map(str, entry)) for i, entry in enumerate(palette.tolist())),
         "indices (one image row per line)",
         *(" ".join(str(v) for v in row) for row in indices.tolist()),
     ]
