@@ -30,7 +30,7 @@ from kmz.quantize import quantize  # noqa: E402
 
 from imagequant._libimagequant import ffi, lib  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus" / "alpha"
+CORPUS = ROOT.parent / "shared" / "corpus"
 
 
 def kmz_run(rgba, k):
@@ -76,9 +76,9 @@ def main():
     parser.add_argument("-k", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--limit", type=int, help="only the first N images")
     args = parser.parse_args()
-    paths = sorted(args.corpus.glob("*.png"))[: args.limit]
+    paths = sorted((args.corpus / "alpha").glob("*.png"))[: args.limit]
     images = [np.ascontiguousarray(Image.open(p).convert("RGBA")) for p in paths]
-    print(f"{len(paths)} RGBA images from {args.corpus}\n")
+    print(f"{len(paths)} RGBA images from {args.corpus / 'alpha'}\n")
     print("| K | kmz dB | pngquant dB | liq dB | kmz - pngquant | worst image | kmz bytes / pngquant PNG"
           " | kmz s | liq s | kmz / liq time |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
