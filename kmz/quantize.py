@@ -69,18 +69,16 @@ def _unpack(keys):
     return np.stack([keys >> 16, (keys >> 8) & 255, keys & 255], axis=1).astype(np.uint8)
 
 
-def _rgba_keys(pixels):
-    """Packed R << 24 | G << 16 | B << 8 | A of (N, 4) pixels, every fully transparent
-    pixel 0: its colour does not show, and all of them share one entry."""
-    keys = np.ascontiguousarray(pixels).view(">u4").reshape(-1).astype(np.uint32)
-    return np.where(keys & 0xFF, keys, np.uint32(0))
-
-
 def _count_keys(values):
-    """As _count_colours, for 32-bit keys (packed RGBA), through a hash table."""
+    """As _count_colours, for 32-bit keys (packed RGBA), through a hash table; or, given
+    (N, 4) pixels, for their packed R << 24 | G << 16 | B << 8 | A, every fully
+    transparent pixel 0: its colour does not show, and all of them share one entry."""
     n = len(values)
     number, keys, counts = np.empty(n, np.uint32), np.empty(n, np.uint32), np.zeros(n, np.uint32)
-    distinct = _kmeans.count_keys(values, number, keys, counts)
+    if values.ndim == 2:
+        distinct = _kmeans.count_rgba(np.ascontiguousarray(values), number, keys, counts)
+    else:
+        distinct = _kmeans.count_keys(values, number, keys, counts)
     return number, keys[:distinct].copy(), counts[:distinct].copy()
 
 
@@ -125,7 +123,7 @@ class _Histogram:
 
     def __init__(self, pixels):
         if pixels.shape[1] == 4:
-            self.number, self.keys, self.counts = _count_keys(_rgba_keys(pixels))
+            self.number, self.keys, self.counts = _count_keys(pixels)
             self.colours = self.keys.astype(">u4").view(np.uint8).reshape(-1, 4)
             return
         with _table() as table:
@@ -162,20 +160,18 @@ def _neighbours(centres):
     time: the kernels then search a grid over the centres instead.
 
     Ties are ordered by centre number. numpy's sort (many times faster than numba's
-    here) may order ties differently from one CPU to another: the rare rows with
-    ties are sorted again, stably, so that every machine gets the same palette."""
+    here) may order ties differently from one CPU to another: kmz/_native/kmeans.c
+    puts each run of equal distances in order of number, so that every machine gets
+    the same palette. The distances are measured there too, without numpy's (k, k)
+    temporaries."""
     k = len(centres)
     if k > NEIGHBOUR_MAX_K:
         return np.zeros((0, 0)), np.zeros((0, 0), dtype=np.int32)
-    apart = np.zeros((k, k))
-    for j in range(centres.shape[1]):  # one channel at a time: a (k, k, 3) array reduced over its short axis is slow
-        apart += np.subtract.outer(centres[:, j], centres[:, j]) ** 2
-    np.sqrt(apart, out=apart)
-    order = np.argsort(apart, axis=1)
-    ranked = np.take_along_axis(apart, order, axis=1)
-    tied = (np.diff(ranked, axis=1) == 0).any(axis=1)
-    order[tied] = np.argsort(apart[tied], axis=1, kind="stable")
-    return ranked, order.astype(np.int32)
+    apart, ranked = np.empty((k, k)), np.empty((k, k))
+    _kmeans.distances(np.ascontiguousarray(centres), apart)
+    order = np.argsort(apart, axis=1).astype(np.int32)
+    _kmeans.rank(apart, order, ranked)
+    return ranked, order
 
 
 def _assign(points, weights, centres, guesses, floors, ranked, order, drift):
@@ -353,7 +349,7 @@ def quantize(pixels, k, seed=0, space="rgb"):
     # From the histogram, not the pixels: one term per distinct colour, measured where
     # k-means measures it for RGBA (the composite error) and in RGB otherwise.
     if rgba:
-        diff = to_space(colours).astype(np.float64) - to_space(palette).astype(np.float64)[labels]
+        diff = points.astype(np.float64) - entries[labels]
     else:
         diff = colours.astype(np.int64) - palette[labels].astype(np.int64)
     squared_error = float(histogram.counts @ (diff * diff).sum(1))

@@ -61,8 +61,16 @@ static inline uint32_t slot_of(const int32_t *slots, int bits, const uint32_t *k
     return s;
 }
 
-int64_t kmz_count_keys(const uint32_t *values, int64_t n, uint32_t *number, uint32_t *keys,
-                       uint32_t *counts, kmz_poll *poll) {
+/* Straight RGBA pixel i as R << 24 | G << 16 | B << 8 | A, 0 when fully transparent. */
+static inline uint32_t rgba_key(const uint8_t *pixels, int64_t i) {
+    const uint8_t *p = pixels + 4 * i;
+    return p[3] ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3] : 0;
+}
+
+/* kmz_count_keys on `values`, or on the keys of RGBA `pixels` when values is NULL
+ * (packed here: a packed copy of the image would cost as much as the count). */
+static int64_t count_keys(const uint32_t *values, const uint8_t *pixels, int64_t n, uint32_t *number,
+                          uint32_t *keys, uint32_t *counts, kmz_poll *poll) {
     int bits = 12;
     int32_t *slots = malloc(sizeof(int32_t) << bits);
     if (!slots)
@@ -71,27 +79,33 @@ int64_t kmz_count_keys(const uint32_t *values, int64_t n, uint32_t *number, uint
         slots[s] = -1;
     int64_t distinct = 0;
     for (int64_t i = 0; i < n; i++) {
-        uint32_t key = values[i], s = slot_of(slots, bits, keys, key);
-        if (slots[s] < 0) {
-            keys[distinct] = key;
-            slots[s] = (int32_t)distinct++;
-            if (2 * distinct > (int64_t)1 << bits) { /* at most half full: probes stay short */
-                int32_t *grown = malloc(sizeof(int32_t) << (bits + 1));
-                if (!grown) {
+        uint32_t key = values ? values[i] : rgba_key(pixels, i);
+        /* Runs of one colour (transparent margins, flat fills) skip the probe. */
+        if (i > 0 && key == keys[number[i - 1]]) {
+            number[i] = number[i - 1];
+        } else {
+            uint32_t s = slot_of(slots, bits, keys, key);
+            if (slots[s] < 0) {
+                keys[distinct] = key;
+                slots[s] = (int32_t)distinct++;
+                if (2 * distinct > (int64_t)1 << bits) { /* at most half full: probes stay short */
+                    int32_t *grown = malloc(sizeof(int32_t) << (bits + 1));
+                    if (!grown) {
+                        free(slots);
+                        return KMZ_NO_MEMORY;
+                    }
                     free(slots);
-                    return KMZ_NO_MEMORY;
+                    slots = grown;
+                    bits++;
+                    for (int64_t t = 0; t < (int64_t)1 << bits; t++)
+                        slots[t] = -1;
+                    for (int64_t d = 0; d < distinct; d++)
+                        slots[slot_of(slots, bits, keys, keys[d])] = (int32_t)d;
+                    s = slot_of(slots, bits, keys, key);
                 }
-                free(slots);
-                slots = grown;
-                bits++;
-                for (int64_t t = 0; t < (int64_t)1 << bits; t++)
-                    slots[t] = -1;
-                for (int64_t d = 0; d < distinct; d++)
-                    slots[slot_of(slots, bits, keys, keys[d])] = (int32_t)d;
-                s = slot_of(slots, bits, keys, key);
             }
+            number[i] = (uint32_t)slots[s];
         }
-        number[i] = (uint32_t)slots[s];
         counts[number[i]]++;
         if ((i & 0xFFFF) == 0 && kmz_poll_tick(poll, 0x10000)) {
             free(slots);
@@ -100,4 +114,14 @@ int64_t kmz_count_keys(const uint32_t *values, int64_t n, uint32_t *number, uint
     }
     free(slots);
     return distinct;
+}
+
+int64_t kmz_count_keys(const uint32_t *values, int64_t n, uint32_t *number, uint32_t *keys,
+                       uint32_t *counts, kmz_poll *poll) {
+    return count_keys(values, NULL, n, number, keys, counts, poll);
+}
+
+int64_t kmz_count_rgba(const uint8_t *pixels, int64_t n, uint32_t *number, uint32_t *keys,
+                       uint32_t *counts, kmz_poll *poll) {
+    return count_keys(NULL, pixels, n, number, keys, counts, poll);
 }

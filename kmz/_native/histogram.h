@@ -24,6 +24,11 @@ int64_t kmz_count_colours(const uint8_t *pixels, int64_t n, uint32_t *table, uin
 int64_t kmz_count_keys(const uint32_t *values, int64_t n, uint32_t *number, uint32_t *keys,
                        uint32_t *counts, kmz_poll *poll);
 
+/* kmz_count_keys on the keys of `n` straight RGBA pixels (n, 4): R << 24 | G << 16 |
+ * B << 8 | A, and 0 for every fully transparent pixel, whose colour does not show. */
+int64_t kmz_count_rgba(const uint8_t *pixels, int64_t n, uint32_t *number, uint32_t *keys,
+                       uint32_t *counts, kmz_poll *poll);
+
 /* Pool `n` colours (packed RGB keys[n], their points (n, 3) and weights) into the cells
  * of a grid: colours whose keys agree under `mask` share a cell. Cells are numbered in
  * order of first appearance; writes each cell's key, weighted sum of points (cells, 3)

@@ -36,6 +36,30 @@ static inline double centres_distance2(const double *a, int64_t i, const double 
     return d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
 }
 
+void kmz_distances(const double *centres, int dims, int64_t k, double *apart) {
+    for (int64_t i = 0; i < k; i++) {
+        apart[i * k + i] = 0.0;
+        for (int64_t j = i + 1; j < k; j++) /* (a - b)^2 and (b - a)^2 are the same float */
+            apart[i * k + j] = apart[j * k + i] = sqrt(centres_distance2(centres, i, centres, j, dims));
+    }
+}
+
+void kmz_rank(const double *apart, int64_t k, int32_t *order, double *ranked) {
+    for (int64_t i = 0; i < k; i++) {
+        int32_t *row = order + i * k;
+        double *out = ranked + i * k;
+        for (int64_t t = 0; t < k; t++)
+            out[t] = apart[i * k + row[t]];
+        for (int64_t t = 1; t < k; t++) { /* insertion sort within runs of equal distance: short */
+            int32_t c = row[t];
+            int64_t u = t;
+            for (; u > 0 && out[u - 1] == out[t] && row[u - 1] > c; u--)
+                row[u] = row[u - 1];
+            row[u] = c;
+        }
+    }
+}
+
 static double largest(const double *values, int64_t n) {
     double top = values[0];
     for (int64_t i = 1; i < n; i++)

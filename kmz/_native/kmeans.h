@@ -49,6 +49,15 @@ int kmz_move(const float *points, int dims, const double *weights, int64_t n, co
              const double *centres, int64_t k, int64_t *labels, double *upper, double *lower,
              double *sums, double *mass, kmz_table *table, double *changed, kmz_poll *poll);
 
+/* The (k, k) distances between the centres, for the neighbour table: the sum of the
+ * squared differences channel by channel in order, then the square root. */
+void kmz_distances(const double *centres, int dims, int64_t k, double *apart);
+
+/* The neighbour table from the distances and each row's order by distance (an
+ * unstable sort's): ranked[i][t] = apart[i][order[i][t]], and centres at the same
+ * distance put in order of number, so that any sort gives the same table. */
+void kmz_rank(const double *apart, int64_t k, int32_t *order, double *ranked);
+
 /* The weighted squared error of a clustering. */
 double kmz_error(const float *points, int dims, const double *weights, int64_t n, const double *centres,
                  const int64_t *labels);

@@ -98,6 +98,27 @@ fail:
     return NULL;
 }
 
+static PyObject *count_rgba(PyObject *self, PyObject *args) {
+    static const spec specs[] = {{"pixels", U8, 2, 0}, {"number", U32, 1, 1}, {"keys", U32, 1, 1},
+                                 {"counts", U32, 1, 1}};
+    Py_buffer v[4];
+    if (get_buffers(args, specs, 4, v) < 0)
+        return NULL;
+    int64_t n = ROWS(v[0]), distinct = 0;
+    REQUIRE(COLS(v[0]) == 4 && n < INT32_MAX, "pixels must be (n, 4), n < 2^31");
+    REQUIRE(ROWS(v[1]) == n && ROWS(v[2]) == n && ROWS(v[3]) == n, "number, keys, counts: n entries each");
+    kmz_released released;
+    kmz_poll poll;
+    KMZ_RELEASE(released, poll);
+    distinct = kmz_count_rgba(v[0].buf, n, v[1].buf, v[2].buf, v[3].buf, &poll);
+    KMZ_ACQUIRE(released);
+    release(v, 4);
+    return kmz_status(distinct < 0 ? (int)distinct : KMZ_OK) < 0 ? NULL : PyLong_FromLongLong(distinct);
+fail:
+    release(v, 4);
+    return NULL;
+}
+
 static PyObject *pool(PyObject *self, PyObject *args) {
     static const spec specs[] = {{"keys", U32, 1, 0}, {"points", F32, 2, 0}, {"weights", F64, 1, 0},
                                  {"table", U32, 1, 1}, {"cell_keys", U32, 1, 1}, {"sums", F64, 2, 1},
@@ -243,6 +264,45 @@ fail:
     return NULL;
 }
 
+static PyObject *distances(PyObject *self, PyObject *args) {
+    static const spec specs[] = {{"centres", F64, 2, 0}, {"apart", F64, 2, 1}};
+    Py_buffer v[2];
+    if (get_buffers(args, specs, 2, v) < 0)
+        return NULL;
+    int64_t k = ROWS(v[0]);
+    int dims = (int)COLS(v[0]);
+    REQUIRE((dims == 3 || dims == 4) && ROWS(v[1]) == k && COLS(v[1]) == k, "centres (k, 3 or 4), apart (k, k)");
+    Py_BEGIN_ALLOW_THREADS
+    kmz_distances(v[0].buf, dims, k, v[1].buf);
+    Py_END_ALLOW_THREADS
+    release(v, 2);
+    Py_RETURN_NONE;
+fail:
+    release(v, 2);
+    return NULL;
+}
+
+static PyObject *rank(PyObject *self, PyObject *args) {
+    static const spec specs[] = {{"apart", F64, 2, 0}, {"order", I32, 2, 1}, {"ranked", F64, 2, 1}};
+    Py_buffer v[3];
+    if (get_buffers(args, specs, 3, v) < 0)
+        return NULL;
+    int64_t k = ROWS(v[0]);
+    REQUIRE(COLS(v[0]) == k && ROWS(v[1]) == k && COLS(v[1]) == k && ROWS(v[2]) == k && COLS(v[2]) == k,
+            "apart, order, ranked: (k, k) each");
+    const int32_t *order = v[1].buf;
+    for (int64_t t = 0; t < k * k; t++)
+        REQUIRE(order[t] >= 0 && order[t] < k, "order must hold centre numbers");
+    Py_BEGIN_ALLOW_THREADS
+    kmz_rank(v[0].buf, k, v[1].buf, v[2].buf);
+    Py_END_ALLOW_THREADS
+    release(v, 3);
+    Py_RETURN_NONE;
+fail:
+    release(v, 3);
+    return NULL;
+}
+
 static PyObject *error(PyObject *self, PyObject *args) {
     static const spec specs[] = {{"points", F32, 2, 0}, {"weights", F64, 1, 0}, {"centres", F64, 2, 0},
                                  {"labels", I64, 1, 0}};
@@ -320,6 +380,7 @@ static PyMethodDef methods[] = {
     {"count_colours", count_colours, METH_VARARGS,
      "count_colours(pixels, table, number, keys, counts) -> distinct colours"},
     {"count_keys", count_keys, METH_VARARGS, "count_keys(values, number, keys, counts) -> distinct keys"},
+    {"count_rgba", count_rgba, METH_VARARGS, "count_rgba(pixels, number, keys, counts) -> distinct colours"},
     {"pool", pool, METH_VARARGS,
      "pool(keys, points, weights, table, cell_keys, sums, mass, cell_of, mask) -> cells"},
     {"seed", seed, METH_VARARGS, "seed(points, weights, draws, chosen, labels)"},
@@ -327,6 +388,8 @@ static PyMethodDef methods[] = {
      "assign(points, weights, centres, guesses, floors, ranked, order, drift, labels, upper, lower, sums, mass)"},
     {"move", move, METH_VARARGS,
      "move(points, weights, old, new, labels, upper, lower, sums, mass, ranked, order, drift) -> changed weight"},
+    {"distances", distances, METH_VARARGS, "distances(centres, apart)"},
+    {"rank", rank, METH_VARARGS, "rank(apart, order, ranked)"},
     {"error", error, METH_VARARGS, "error(points, weights, centres, labels) -> weighted squared error"},
     {"inherit", inherit, METH_VARARGS, "inherit(points, parents, parent_of, labels, lower, guesses, floors)"},
     {NULL, NULL, 0, NULL},
