@@ -352,5 +352,6 @@ def quantize(pixels, k, seed=0, space="rgb"):
         diff = points.astype(np.float64) - entries[labels]
     else:
         diff = colours.astype(np.int64) - palette[labels].astype(np.int64)
-    squared_error = float(histogram.counts @ (diff * diff).sum(1))
+    # A plain sum, not a dot product: that would wake BLAS's threads for one multiply-add.
+    squared_error = float((histogram.counts * (diff * diff).sum(1)).sum())
     return Quantized(palette, histogram.pixel_labels(labels), squared_error)
