@@ -159,8 +159,8 @@ def _neighbours(centres):
     Empty tables above NEIGHBOUR_MAX_K, where they cost more memory than they save
     time: the kernels then search a grid over the centres instead.
 
-    Ties are ordered by centre number. numpy's sort (many times faster than numba's
-    here) may order ties differently from one CPU to another: kmz/_native/kmeans.c
+    Ties are ordered by centre number. numpy's sort (the fastest at hand) may order
+    ties differently from one CPU to another: kmz/_native/kmeans.c
     puts each run of equal distances in order of number, so that every machine gets
     the same palette. The distances are measured there too, without numpy's (k, k)
     temporaries."""

@@ -226,7 +226,8 @@ def test_short_payload_declaring_a_huge_image_is_refused_in_little_memory():
     run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     message, traced_kib, resident_kib = run.stdout.splitlines()
     assert re.fullmatch(r"truncated: the coded index data ends before pixel \(\d+, \d+\)", message), run.stderr
-    # Measured: 8 MB traced (the first chunk), 6 MB resident; 1.5 GB and 550 MB with numba.
+    # Measured: 8 MB traced (the first chunk), 6 MB resident; 1.5 GB and 550 MB when the
+    # whole image was allocated first.
     assert int(traced_kib) < 32 * 1024
     assert int(resident_kib) < 64 * 1024
 
