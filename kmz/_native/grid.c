@@ -1,6 +1,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "distance.h"
 #include "grid.h"
 
 void kmz_grid_shape(kmz_grid *grid, const double lo[3], const double hi[3], int64_t items) {
@@ -51,33 +52,23 @@ void kmz_grid_insert(kmz_grid *grid, const double at[3], int64_t item) {
     grid->head[cell] = item;
 }
 
-void kmz_bounds_f32(const float *points, int dims, int64_t n, double lo[3], double hi[3]) {
-    for (int a = 0; a < 3; a++)
-        lo[a] = hi[a] = n ? points[a] : 0.0;
-    for (int64_t i = 0; i < dims * n; i++) {
-        int a = i % dims;
-        if (a >= 3)
-            continue;
-        if (points[i] < lo[a])
-            lo[a] = points[i];
-        if (points[i] > hi[a])
-            hi[a] = points[i];
+/* Both bounding boxes, of float32 points and of float64 centres, from one body. */
+#define KMZ_BOUNDS(name, type) \
+    void name(const type *points, int dims, int64_t n, double lo[3], double hi[3]) { \
+        for (int a = 0; a < 3; a++) \
+            lo[a] = hi[a] = n ? points[a] : 0.0; \
+        for (int64_t i = 0; i < dims * n; i++) { \
+            int a = i % dims; \
+            if (a >= 3) \
+                continue; \
+            if (points[i] < lo[a]) \
+                lo[a] = points[i]; \
+            if (points[i] > hi[a]) \
+                hi[a] = points[i]; \
+        } \
     }
-}
-
-void kmz_bounds_f64(const double *points, int dims, int64_t n, double lo[3], double hi[3]) {
-    for (int a = 0; a < 3; a++)
-        lo[a] = hi[a] = n ? points[a] : 0.0;
-    for (int64_t i = 0; i < dims * n; i++) {
-        int a = i % dims;
-        if (a >= 3)
-            continue;
-        if (points[i] < lo[a])
-            lo[a] = points[i];
-        if (points[i] > hi[a])
-            hi[a] = points[i];
-    }
-}
+KMZ_BOUNDS(kmz_bounds_f32, float)
+KMZ_BOUNDS(kmz_bounds_f64, double)
 
 int kmz_grid_of_centres(kmz_grid *grid, const double *centres, int64_t k, int dims) {
     double lo[3], hi[3];
@@ -110,24 +101,13 @@ static double outside(const kmz_grid *grid, const double at[3], const int64_t ce
     return bound * (1 - 1e-9) - 1e-9;
 }
 
-/* The full squared distance, over all the centres' coordinates (the 3-D sum as it
- * always was, so that RGB palettes do not change). */
-static inline double distance2(const double *centres, int dims, int64_t c, const double *at) {
-    const double *q = centres + dims * c;
-    double d0 = at[0] - q[0], d1 = at[1] - q[1], d2 = at[2] - q[2];
-    if (dims == 3)
-        return d0 * d0 + d1 * d1 + d2 * d2;
-    double d3 = at[3] - q[3];
-    return d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
-}
-
 int64_t kmz_grid_two_nearest(const kmz_grid *grid, const double *centres, const double *at,
                              int64_t guess, int64_t skip, double *first_out, double *second_out) {
     int64_t n = grid->cells, cell[3];
     for (int a = 0; a < 3; a++)
         cell[a] = coordinate(grid, a, at[a]);
     int64_t best = guess;
-    double first = guess >= 0 ? distance2(centres, grid->dims, guess, at) : INFINITY, second = INFINITY;
+    double first = guess >= 0 ? centres_distance2(at, 0, centres, guess, grid->dims) : INFINITY, second = INFINITY;
     for (int64_t r = 0;; r++) {
         /* The cells at Chebyshev distance exactly r: the shell of the cube. */
         for (int64_t x = cell[0] - r; x <= cell[0] + r; x++) {
@@ -144,7 +124,7 @@ int64_t kmz_grid_two_nearest(const kmz_grid *grid, const double *centres, const 
                     for (int64_t c = grid->head[(x * n + y) * n + z]; c >= 0; c = grid->next[c]) {
                         if (c == guess || c == skip)
                             continue;
-                        double d = distance2(centres, grid->dims, c, at);
+                        double d = centres_distance2(at, 0, centres, c, grid->dims);
                         if (d < first || (d == first && best != guess && c < best)) {
                             second = first;
                             first = d;

@@ -1,40 +1,9 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "distance.h"
 #include "grid.h"
 #include "kmeans.h"
-
-/* Squared distance between two points of `dims` (3 or 4) coordinates: float32
- * arithmetic, as the points are. The 3-D sum is written out as before, term for term,
- * so that RGB palettes stay bit for bit what they were. */
-static inline float point_distance2(const float *a, int64_t i, const float *b, int64_t j, int dims) {
-    const float *p = a + dims * i, *q = b + dims * j;
-    float d0 = p[0] - q[0], d1 = p[1] - q[1], d2 = p[2] - q[2];
-    if (dims == 3)
-        return d0 * d0 + d1 * d1 + d2 * d2;
-    float d3 = p[3] - q[3];
-    return d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
-}
-
-/* Squared distance from a point to a centre, in float64. */
-static inline double centre_distance2(const float *points, int64_t i, const double *centres, int64_t c, int dims) {
-    const float *p = points + dims * i;
-    const double *q = centres + dims * c;
-    double d0 = p[0] - q[0], d1 = p[1] - q[1], d2 = p[2] - q[2];
-    if (dims == 3)
-        return d0 * d0 + d1 * d1 + d2 * d2;
-    double d3 = p[3] - q[3];
-    return d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
-}
-
-static inline double centres_distance2(const double *a, int64_t i, const double *b, int64_t j, int dims) {
-    const double *p = a + dims * i, *q = b + dims * j;
-    double d0 = p[0] - q[0], d1 = p[1] - q[1], d2 = p[2] - q[2];
-    if (dims == 3)
-        return d0 * d0 + d1 * d1 + d2 * d2;
-    double d3 = p[3] - q[3];
-    return d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
-}
 
 void kmz_distances(const double *centres, int dims, int64_t k, double *apart) {
     for (int64_t i = 0; i < k; i++) {
