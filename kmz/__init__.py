@@ -7,7 +7,6 @@
     PIL.Image.open("photo.kmz")             # after `import kmz`, Pillow reads .kmz too
 """
 
-from importlib import metadata as _metadata
 
 from .errors import (
     ChecksumError,
@@ -34,10 +33,8 @@ from .image import KmzImage, encode, frombytes, open
 from .targets import TargetResult
 from . import pillow_plugin  # registers .kmz with Pillow
 
-try:
-    __version__ = _metadata.version("kmz")
-except _metadata.PackageNotFoundError:  # a source tree on sys.path, never installed
-    __version__ = "unknown"
+# The one place the version is written; pyproject.toml reads it from here.
+__version__ = "0.1.0"
 
 # Decoding or encoding an image of more pixels warns (PixelLimitWarning); more than twice
 # as many is refused (PixelLimitError). Set to None to lift the limit, as with Pillow's

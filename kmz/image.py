@@ -148,7 +148,8 @@ class KmzImage:
                 raise ValueError("saving to a file object needs a format")
             format = io.image_format(fp)
         format = format.upper()
-        Image.init()  # Pillow registers its writers when first asked
+        if format != "KMZ":
+            Image.init()  # Pillow registers its other writers when first asked (costly)
         if format not in Image.SAVE:
             raise ValueError(f"unknown image format {format!r}")
         if not force and not to_file:

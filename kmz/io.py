@@ -9,7 +9,6 @@ import contextlib
 import errno
 import io
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -356,7 +355,7 @@ def write_atomic(path, write, force=True):
     folder = path.parent if str(path.parent) else Path(".")
     # The temporary file's name is known before the file exists, so that a Ctrl-C at
     # any moment, even while it is being created, leaves nothing behind.
-    tmp = folder / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    tmp = folder / f".{path.name}.{os.urandom(8).hex()}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
@@ -434,6 +433,8 @@ def image_format(path):
     """The format, by Pillow's name ("PNG", "KMZ", ...), that `path`'s suffix asks for;
     WriteError when Pillow writes none by that suffix."""
     suffix = Path(path).suffix.lower()
+    if suffix == ".kmz":  # kmz's own: no need to load every Pillow plugin to learn that
+        return "KMZ"
     format = Image.registered_extensions().get(suffix)
     if format not in Image.SAVE:
         raise WriteError(f"{path}: unknown image format for suffix {suffix!r}")

@@ -4,9 +4,8 @@ Knows nothing of bytes, files or PNG. Weighted k-means on the image's distinct
 colours, each weighted by how many pixels have it (the same centroids as clustering
 every pixel, at a fraction of the cost), done coarse to fine:
 
-1. a histogram of the distinct colours, through a table indexed by packed RGB
-   (64 MiB of address space, kept for the next image, at most one per core: only
-   the pages an image's colours touch are ever in memory);
+1. a histogram of the distinct colours, through a hash table of packed colours
+   whose size follows the number of distinct colours;
 2. the colours are pooled into the cells of a 6-bit-per-channel grid (their
    weighted means), seeded with greedy weighted k-means++ and clustered there
    (for small K, the best of several starts made on a 5-bit grid);
@@ -25,14 +24,11 @@ Everything runs in one thread, in a fixed order: the same input gives the same
 output. Distances are measured in RGB or, on request, in Oklab.
 
 RGBA pixels go the same way in 4 coordinates where the mean of the errors over black
-and over white is Euclidean (kmz.colour.rgba_to_composite). Their histogram is a hash
-table (2^32 colours would not fit a table), every fully transparent pixel is counted
-as (0, 0, 0, 0), and the entry of that colour's cluster is kept exactly transparent.
+and over white is Euclidean (kmz.colour.rgba_to_composite). In their histogram every
+fully transparent pixel is counted as (0, 0, 0, 0), and the entry of that colour's
+cluster is kept exactly transparent.
 """
 
-import contextlib
-import os
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,65 +66,32 @@ def _unpack(keys):
 
 
 def _count_keys(values):
-    """As _count_colours, for 32-bit keys (packed RGBA), through a hash table; or, given
-    (N, 4) pixels, for their packed R << 24 | G << 16 | B << 8 | A, every fully
-    transparent pixel 0: its colour does not show, and all of them share one entry."""
+    """(each value's number, each distinct value, how many have it), numbered in order of
+    first appearance through a hash table: for 32-bit keys (N,), or for pixels (N, 3)
+    or (N, 4) packed as R << 16 | G << 8 | B, or R << 24 | G << 16 | B << 8 | A with
+    every fully transparent pixel 0 (its colour does not show; all share one entry)."""
     n = len(values)
     number, keys, counts = np.empty(n, np.uint32), np.empty(n, np.uint32), np.zeros(n, np.uint32)
     if values.ndim == 2:
-        distinct = _kmeans.count_rgba(np.ascontiguousarray(values), number, keys, counts)
+        distinct = _kmeans.count_pixels(np.ascontiguousarray(values), number, keys, counts)
     else:
         distinct = _kmeans.count_keys(values, number, keys, counts)
     return number, keys[:distinct].copy(), counts[:distinct].copy()
 
 
-def _count_colours(pixels, table):
-    """(each pixel's colour number, packed RGB of each distinct colour, pixel count of
-    each), the colours numbered in order of first appearance."""
-    n = len(pixels)
-    number, keys, counts = np.empty(n, np.uint32), np.empty(n, np.uint32), np.zeros(n, np.uint32)
-    distinct = _kmeans.count_colours(np.ascontiguousarray(pixels), table, number, keys, counts)
-    return number, keys[:distinct].copy(), counts[:distinct].copy()
-
-
-# Scratch tables of 2^24 entries, indexed by packed RGB, kept from image to image: a
-# fresh one costs a page fault for every 4 KiB it touches, as much as the count. A
-# thread takes one for a pass and gives it back; at most one per core is kept, so
-# many threads (a Dask worker's, a caller's) cannot pile them up.
-_spare_tables = []
-_spare_lock = threading.Lock()
-_SPARE_MAX = os.cpu_count() or 1
-
-
-@contextlib.contextmanager
-def _table():
-    with _spare_lock:
-        table = _spare_tables.pop() if _spare_tables else None
-    if table is None:
-        table = np.empty(1 << 24, dtype=np.uint32)
-    try:
-        yield table
-    finally:
-        with _spare_lock:
-            if len(_spare_tables) < _SPARE_MAX:
-                _spare_tables.append(table)
-
-
 class _Histogram:
     """The distinct colours of an image, their pixel counts, and the way back to pixels.
 
-    A table indexed by packed RGB replaces sorting: it numbers the distinct colours
+    A hash table of packed colours replaces sorting: it numbers the distinct colours
     in order of first appearance, and each pixel keeps its colour's number.
     """
 
     def __init__(self, pixels):
+        self.number, self.keys, self.counts = _count_keys(pixels)
         if pixels.shape[1] == 4:
-            self.number, self.keys, self.counts = _count_keys(pixels)
             self.colours = self.keys.astype(">u4").view(np.uint8).reshape(-1, 4)
-            return
-        with _table() as table:
-            self.number, self.keys, self.counts = _count_colours(pixels, table)
-        self.colours = _unpack(self.keys)
+        else:
+            self.colours = _unpack(self.keys)
 
     def pixel_labels(self, colour_labels):
         """Labels per pixel from labels per distinct colour: one gather."""
@@ -238,19 +201,14 @@ def _pool(keys, points, weights, bits, most=None):
     channel: (cell means, cell weights, each colour's cell); None if that makes
     more than `most` cells."""
     top = (0xFF << (8 - bits)) & 0xFF
-    n, dims = points.shape
-    if dims == 4:  # 4 x `bits` bits of cell key may not fit a table: hash them
-        cell_of, cell_keys, _ = _count_keys(keys & np.uint32(top * 0x01010101))
-        cells = len(cell_keys)
-        mass = np.bincount(cell_of, weights, minlength=cells)
-        sums = np.stack([np.bincount(cell_of, weights * points[:, j], minlength=cells) for j in range(4)], axis=1)
-    else:
-        cell_keys, sums, mass, cell_of = np.empty(n, np.uint32), np.zeros((n, 3)), np.zeros(n), np.empty(n, np.int64)
-        with _table() as table:
-            cells = _kmeans.pool(keys, points, weights, table, cell_keys, sums, mass, cell_of, top * 0x010101)
+    dims = points.shape[1]
+    cell_of, cell_keys, _ = _count_keys(keys & np.uint32(top * (0x01010101 if dims == 4 else 0x010101)))
+    cells = len(cell_keys)
     if most is not None and cells > most:
         return None
-    cell_keys, sums, mass = cell_keys[:cells], sums[:cells], mass[:cells]
+    # Summed colour by colour, in order, as a loop over them would: the same bits.
+    mass = np.bincount(cell_of, weights, minlength=cells)
+    sums = np.stack([np.bincount(cell_of, weights * points[:, j], minlength=cells) for j in range(dims)], axis=1)
     # Cells in key order: cells near in colour then sit near in memory, which makes
     # seeding's walks through its per-cluster lists much faster.
     order = np.argsort(cell_keys)

@@ -2,55 +2,6 @@
 
 #include "histogram.h"
 
-int64_t kmz_count_colours(const uint8_t *pixels, int64_t n, uint32_t *table, uint32_t *number,
-                          uint32_t *keys, uint32_t *counts, kmz_poll *poll) {
-    /* First pass: mark every colour present as not numbered yet (numbers stay below n). */
-    for (int64_t i = 0; i < n; i++) {
-        const uint8_t *p = pixels + 3 * i;
-        uint32_t key = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
-        number[i] = key;
-        table[key] = (uint32_t)n;
-        if ((i & 0xFFFF) == 0 && kmz_poll_tick(poll, 0x10000))
-            return KMZ_INTERRUPTED;
-    }
-    int64_t distinct = 0;
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t key = number[i];
-        if (table[key] == (uint32_t)n) {
-            table[key] = (uint32_t)distinct;
-            keys[distinct++] = key;
-        }
-        number[i] = table[key];
-        counts[number[i]]++;
-        if ((i & 0xFFFF) == 0 && kmz_poll_tick(poll, 0x10000))
-            return KMZ_INTERRUPTED;
-    }
-    return distinct;
-}
-
-int64_t kmz_pool(const uint32_t *keys, const float *points, const double *weights, int64_t n,
-                 uint32_t mask, uint32_t *table, uint32_t *cell_keys, double *sums, double *mass,
-                 int64_t *cell_of, kmz_poll *poll) {
-    for (int64_t i = 0; i < n; i++)
-        table[keys[i] & mask] = (uint32_t)n; /* not numbered yet */
-    int64_t cells = 0;
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t key = keys[i] & mask;
-        if (table[key] == (uint32_t)n) {
-            table[key] = (uint32_t)cells;
-            cell_keys[cells++] = key;
-        }
-        int64_t c = cell_of[i] = table[key];
-        double w = weights[i];
-        mass[c] += w;
-        for (int j = 0; j < 3; j++)
-            sums[3 * c + j] += w * points[3 * i + j];
-        if ((i & 0xFFFF) == 0 && kmz_poll_tick(poll, 0x10000))
-            return KMZ_INTERRUPTED;
-    }
-    return cells;
-}
-
 /* The slot of `key` in an open-addressing table of 2^bits slots (each -1 or a number
  * into keys[]): its own, or the empty one where it would go. Fibonacci hashing spreads
  * neighbouring colours, whose keys differ in a few low bits of one byte. */
@@ -61,16 +12,19 @@ static inline uint32_t slot_of(const int32_t *slots, int bits, const uint32_t *k
     return s;
 }
 
-/* Straight RGBA pixel i as R << 24 | G << 16 | B << 8 | A, 0 when fully transparent. */
-static inline uint32_t rgba_key(const uint8_t *pixels, int64_t i) {
-    const uint8_t *p = pixels + 4 * i;
+/* Pixel i's key: R << 16 | G << 8 | B for RGB (channels 3), R << 24 | G << 16 | B << 8 | A
+ * for straight RGBA (channels 4), 0 when fully transparent. */
+static inline uint32_t pixel_key(const uint8_t *pixels, int channels, int64_t i) {
+    const uint8_t *p = pixels + channels * i;
+    if (channels == 3)
+        return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
     return p[3] ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3] : 0;
 }
 
-/* kmz_count_keys on `values`, or on the keys of RGBA `pixels` when values is NULL
- * (packed here: a packed copy of the image would cost as much as the count). */
-static int64_t count_keys(const uint32_t *values, const uint8_t *pixels, int64_t n, uint32_t *number,
-                          uint32_t *keys, uint32_t *counts, kmz_poll *poll) {
+/* kmz_count_keys on `values`, or on the keys of `pixels` when values is NULL (packed
+ * here: a packed copy of the image would cost as much as the count). */
+static int64_t count_keys(const uint32_t *values, const uint8_t *pixels, int channels, int64_t n,
+                          uint32_t *number, uint32_t *keys, uint32_t *counts, kmz_poll *poll) {
     int bits = 12;
     int32_t *slots = malloc(sizeof(int32_t) << bits);
     if (!slots)
@@ -79,7 +33,7 @@ static int64_t count_keys(const uint32_t *values, const uint8_t *pixels, int64_t
         slots[s] = -1;
     int64_t distinct = 0;
     for (int64_t i = 0; i < n; i++) {
-        uint32_t key = values ? values[i] : rgba_key(pixels, i);
+        uint32_t key = values ? values[i] : pixel_key(pixels, channels, i);
         /* Runs of one colour (transparent margins, flat fills) skip the probe. */
         if (i > 0 && key == keys[number[i - 1]]) {
             number[i] = number[i - 1];
@@ -118,10 +72,10 @@ static int64_t count_keys(const uint32_t *values, const uint8_t *pixels, int64_t
 
 int64_t kmz_count_keys(const uint32_t *values, int64_t n, uint32_t *number, uint32_t *keys,
                        uint32_t *counts, kmz_poll *poll) {
-    return count_keys(values, NULL, n, number, keys, counts, poll);
+    return count_keys(values, NULL, 0, n, number, keys, counts, poll);
 }
 
-int64_t kmz_count_rgba(const uint8_t *pixels, int64_t n, uint32_t *number, uint32_t *keys,
-                       uint32_t *counts, kmz_poll *poll) {
-    return count_keys(NULL, pixels, n, number, keys, counts, poll);
+int64_t kmz_count_pixels(const uint8_t *pixels, int channels, int64_t n, uint32_t *number, uint32_t *keys,
+                         uint32_t *counts, kmz_poll *poll) {
+    return count_keys(NULL, pixels, channels, n, number, keys, counts, poll);
 }

@@ -56,27 +56,6 @@ static void release(Py_buffer *views, int count) {
         } \
     } while (0)
 
-static PyObject *count_colours(PyObject *self, PyObject *args) {
-    static const spec specs[] = {{"pixels", U8, 2, 0}, {"table", U32, 1, 1}, {"number", U32, 1, 1},
-                                 {"keys", U32, 1, 1}, {"counts", U32, 1, 1}};
-    Py_buffer v[5];
-    if (get_buffers(args, specs, 5, v) < 0)
-        return NULL;
-    int64_t n = ROWS(v[0]), distinct = 0;
-    REQUIRE(COLS(v[0]) == 3 && ROWS(v[1]) == 1 << 24 && n < UINT32_MAX, "pixels must be (n, 3), n < 2^32");
-    REQUIRE(ROWS(v[2]) == n && ROWS(v[3]) == n && ROWS(v[4]) == n, "number, keys, counts: n entries each");
-    kmz_released released;
-    kmz_poll poll;
-    KMZ_RELEASE(released, poll);
-    distinct = kmz_count_colours(v[0].buf, n, v[1].buf, v[2].buf, v[3].buf, v[4].buf, &poll);
-    KMZ_ACQUIRE(released);
-    release(v, 5);
-    return kmz_status(distinct < 0 ? (int)distinct : KMZ_OK) < 0 ? NULL : PyLong_FromLongLong(distinct);
-fail:
-    release(v, 5);
-    return NULL;
-}
-
 static PyObject *count_keys(PyObject *self, PyObject *args) {
     static const spec specs[] = {{"values", U32, 1, 0}, {"number", U32, 1, 1}, {"keys", U32, 1, 1},
                                  {"counts", U32, 1, 1}};
@@ -98,60 +77,24 @@ fail:
     return NULL;
 }
 
-static PyObject *count_rgba(PyObject *self, PyObject *args) {
+static PyObject *count_pixels(PyObject *self, PyObject *args) {
     static const spec specs[] = {{"pixels", U8, 2, 0}, {"number", U32, 1, 1}, {"keys", U32, 1, 1},
                                  {"counts", U32, 1, 1}};
     Py_buffer v[4];
     if (get_buffers(args, specs, 4, v) < 0)
         return NULL;
     int64_t n = ROWS(v[0]), distinct = 0;
-    REQUIRE(COLS(v[0]) == 4 && n < INT32_MAX, "pixels must be (n, 4), n < 2^31");
+    REQUIRE((COLS(v[0]) == 3 || COLS(v[0]) == 4) && n < INT32_MAX, "pixels must be (n, 3) or (n, 4), n < 2^31");
     REQUIRE(ROWS(v[1]) == n && ROWS(v[2]) == n && ROWS(v[3]) == n, "number, keys, counts: n entries each");
     kmz_released released;
     kmz_poll poll;
     KMZ_RELEASE(released, poll);
-    distinct = kmz_count_rgba(v[0].buf, n, v[1].buf, v[2].buf, v[3].buf, &poll);
+    distinct = kmz_count_pixels(v[0].buf, (int)COLS(v[0]), n, v[1].buf, v[2].buf, v[3].buf, &poll);
     KMZ_ACQUIRE(released);
     release(v, 4);
     return kmz_status(distinct < 0 ? (int)distinct : KMZ_OK) < 0 ? NULL : PyLong_FromLongLong(distinct);
 fail:
     release(v, 4);
-    return NULL;
-}
-
-static PyObject *pool(PyObject *self, PyObject *args) {
-    static const spec specs[] = {{"keys", U32, 1, 0}, {"points", F32, 2, 0}, {"weights", F64, 1, 0},
-                                 {"table", U32, 1, 1}, {"cell_keys", U32, 1, 1}, {"sums", F64, 2, 1},
-                                 {"mass", F64, 1, 1}, {"cell_of", I64, 1, 1}};
-    PyObject *mask_object = PyTuple_GetItem(args, 8);
-    if (mask_object == NULL)
-        return NULL;
-    unsigned long mask = PyLong_AsUnsignedLong(mask_object);
-    if (PyErr_Occurred())
-        return NULL;
-    PyObject *arrays = PyTuple_GetSlice(args, 0, 8);
-    if (arrays == NULL)
-        return NULL;
-    Py_buffer v[8];
-    int got = get_buffers(arrays, specs, 8, v);
-    Py_DECREF(arrays);
-    if (got < 0)
-        return NULL;
-    int64_t n = ROWS(v[0]), cells = 0;
-    REQUIRE(ROWS(v[1]) == n && COLS(v[1]) == 3 && ROWS(v[2]) == n, "points (n, 3), weights (n)");
-    REQUIRE(ROWS(v[3]) == 1 << 24 && mask < 1 << 24, "table: 2^24 entries; mask: 24 bits");
-    REQUIRE(ROWS(v[4]) == n && ROWS(v[5]) == n && COLS(v[5]) == 3 && ROWS(v[6]) == n && ROWS(v[7]) == n,
-            "cell_keys, sums (n, 3), mass, cell_of: n entries each");
-    kmz_released released;
-    kmz_poll poll;
-    KMZ_RELEASE(released, poll);
-    cells = kmz_pool(v[0].buf, v[1].buf, v[2].buf, n, (uint32_t)mask, v[3].buf, v[4].buf, v[5].buf,
-                     v[6].buf, v[7].buf, &poll);
-    KMZ_ACQUIRE(released);
-    release(v, 8);
-    return kmz_status(cells < 0 ? (int)cells : KMZ_OK) < 0 ? NULL : PyLong_FromLongLong(cells);
-fail:
-    release(v, 8);
     return NULL;
 }
 
@@ -377,12 +320,8 @@ fail:
 
 static PyMethodDef methods[] = {
     {"nearest", nearest, METH_VARARGS, "nearest(points, centres, labels)"},
-    {"count_colours", count_colours, METH_VARARGS,
-     "count_colours(pixels, table, number, keys, counts) -> distinct colours"},
     {"count_keys", count_keys, METH_VARARGS, "count_keys(values, number, keys, counts) -> distinct keys"},
-    {"count_rgba", count_rgba, METH_VARARGS, "count_rgba(pixels, number, keys, counts) -> distinct colours"},
-    {"pool", pool, METH_VARARGS,
-     "pool(keys, points, weights, table, cell_keys, sums, mass, cell_of, mask) -> cells"},
+    {"count_pixels", count_pixels, METH_VARARGS, "count_pixels(pixels, number, keys, counts) -> distinct colours"},
     {"seed", seed, METH_VARARGS, "seed(points, weights, draws, chosen, labels)"},
     {"assign", assign, METH_VARARGS,
      "assign(points, weights, centres, guesses, floors, ranked, order, drift, labels, upper, lower, sums, mass)"},
