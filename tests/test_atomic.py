@@ -188,7 +188,10 @@ SLOW_FSYNC_ENCODE = """
 import os, sys, time
 real_fsync = os.fsync
 def slow_fsync(fd):  # a slow disk: the whole temporary file is written, the sync hangs
-    time.sleep(60)
+    # In short sleeps: a SIGINT may be delivered to one of numpy's BLAS threads, and
+    # one long sleep in this thread would not wake to see it.
+    for _ in range(1200):
+        time.sleep(0.05)
     real_fsync(fd)
 os.fsync = slow_fsync
 from kmz.cli import main
