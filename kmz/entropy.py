@@ -75,6 +75,7 @@ def decode(payload, palette, width, height, progress=None):
 
 
 def _raise(status, pixel, width, k):
+    """The FormatError of a decoder status (spec/CODING.md 6) found at `pixel`."""
     where = f"({pixel % width}, {pixel // width})"
     if status == _TRUNCATED:
         raise LengthError(f"truncated: the coded index data ends before pixel {where}")
