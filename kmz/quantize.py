@@ -48,6 +48,12 @@ FINE_ITER = 20  # Lloyd passes on the exact colours, at most: the last ones only
 RESTARTS = 192  # k-means++ starts: RESTARTS // K of them, at least one
 NEIGHBOUR_MAX_K = 1024  # above this, search a grid of the centres: (K, K) tables would cost too much
 RGBA_EXACT_MAX = 1 << 14  # RGBA images with at most this many colours skip the grids
+# RGBA's grids are a bit coarser: a cell spans four channels, and at RGB's bits it barely
+# pools (an icon's 54,000 colours fall in 20,000 cells). And its exact-colour passes stop
+# sooner. On the alpha corpus this cost at most 0.003 dB at K = 16, 64 and 256, and saved
+# 8-12% of the time.
+RGBA_BITS = {"coarse": COARSE_BITS - 1, "trial": TRIAL_BITS - 1, "mid": MID_BITS - 1}
+RGBA_FINE_ITER = 10
 REBUILD_DRIFT = 16.0  # re-sort the centre neighbour table once some centre moved this far
 
 
@@ -254,7 +260,8 @@ def quantize(pixels, k, seed=0, space="rgb"):
         to_space = srgb_to_oklab if space == "oklab" else (lambda rgb: rgb.astype(np.float32))
     points = to_space(colours)
     weights = histogram.counts.astype(np.float64)
-    cells, cell_weights, cell_of = _pool(histogram.keys, points, weights, COARSE_BITS)
+    bits = RGBA_BITS if rgba else {"coarse": COARSE_BITS, "trial": TRIAL_BITS, "mid": MID_BITS}
+    cells, cell_weights, cell_of = _pool(histogram.keys, points, weights, bits["coarse"])
     # Too few cells to tell k clusters apart, or (RGBA) few enough colours to cluster
     # them all: use the colours. A cell that pools two heavy colours (an icon's flat
     # greys, 4 levels apart) gets one centre, and Lloyd never splits a cluster.
@@ -264,7 +271,7 @@ def quantize(pixels, k, seed=0, space="rgb"):
     # Small palettes are cheap and their k-means has poorer local optima: keep the best
     # of several starts, made on a coarser grid still when it has cells enough.
     restarts = max(1, RESTARTS // k)
-    trial = None if restarts == 1 or cells is points else _pool(histogram.keys, points, weights, TRIAL_BITS)
+    trial = None if restarts == 1 or cells is points else _pool(histogram.keys, points, weights, bits["trial"])
     if trial is None or len(trial[0]) < 4 * k:
         trial = cells, cell_weights, cell_of
     grid, grid_weights, grid_of = trial
@@ -277,10 +284,10 @@ def quantize(pixels, k, seed=0, space="rgb"):
     # them), the 7-bit ones when they still pool two colours a cell, the exact colours.
     # Each stage starts from the labels and bounds of the one before.
     stages = [] if grid is cells else [(cells, cell_weights, cell_of, MAX_ITER)]
-    mid = None if cells is points else _pool(histogram.keys, points, weights, MID_BITS, most=len(points) // 2)
+    mid = None if cells is points else _pool(histogram.keys, points, weights, bits["mid"], most=len(points) // 2)
     if mid is not None:
         stages.append((*mid, MAX_ITER))
-    stages.append((points, weights, np.arange(len(points)), FINE_ITER))
+    stages.append((points, weights, np.arange(len(points)), RGBA_FINE_ITER if rgba else FINE_ITER))
     # On the exact colours, the transparent colour's entry is held exactly transparent.
     transparent = np.flatnonzero(histogram.keys == 0) if rgba else []
     pin = int(transparent[0]) if len(transparent) else None
