@@ -1,4 +1,4 @@
-"""kmz against pngquant and libimagequant on RGBA images (issue 13).
+"""kmz against pngquant and libimagequant on RGBA images.
 
     pip install -e .[bench]      # imagequant: libimagequant, the engine of pngquant
     python bench/alpha.py        # corpus/alpha at K = 16, 64, 256; --help for options
@@ -10,6 +10,7 @@ libimagequant at its default speed (no dithering); kmz's worst per-image margin 
 pngquant; the size of kmz's smallest file (the smaller of the raw and ctx codings)
 against pngquant's PNG; and kmz's in-process time (quantize and map) against
 libimagequant's (quantize and remap), both from the RGBA buffer, summed over images.
+Without imagequant the libimagequant columns are left out.
 """
 
 import argparse
@@ -24,11 +25,11 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from kmz.image import KmzImage, psnr  # noqa: E402
 from kmz.quantize import quantize  # noqa: E402
-
-from imagequant._libimagequant import ffi, lib  # noqa: E402
+from quantizers import lib, liq  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 
@@ -38,28 +39,6 @@ def kmz_run(rgba, k):
     q = quantize(rgba.reshape(-1, 4), k)
     seconds = time.perf_counter() - start
     return q.palette[q.labels].reshape(rgba.shape), KmzImage(q.palette, q.labels.reshape(rgba.shape[:2])), seconds
-
-
-def liq_run(rgba, k):
-    """libimagequant at its default speed (4), no dithering."""
-    h, w = rgba.shape[:2]
-    start = time.perf_counter()
-    attr = lib.liq_attr_create()
-    lib.liq_set_max_colors(attr, k)
-    image = lib.liq_image_create_rgba(attr, ffi.from_buffer(rgba), w, h, 0)
-    result = ffi.new("liq_result**")
-    if lib.liq_image_quantize(image, attr, result) != lib.LIQ_OK:
-        raise RuntimeError("libimagequant failed")
-    lib.liq_set_dithering_level(result[0], 0.0)
-    indices = np.empty((h, w), dtype=np.uint8)
-    lib.liq_write_remapped_image(result[0], image, ffi.from_buffer(indices), h * w)
-    entries = lib.liq_get_palette(result[0])
-    seconds = time.perf_counter() - start
-    palette = np.array([[e.r, e.g, e.b, e.a] for e in entries.entries[0 : entries.count]], dtype=np.uint8)
-    lib.liq_result_destroy(result[0])
-    lib.liq_image_destroy(image)
-    lib.liq_attr_destroy(attr)
-    return palette[indices], seconds
 
 
 def pngquant_run(path, k, folder):
@@ -79,6 +58,9 @@ def main():
     paths = sorted((args.corpus / "alpha").glob("*.png"))[: args.limit]
     images = [np.ascontiguousarray(Image.open(p).convert("RGBA")) for p in paths]
     print(f"{len(paths)} RGBA images from {args.corpus / 'alpha'}\n")
+    if lib is None:
+        print("imagequant is not installed (pip install -e .[bench]): the libimagequant columns are left out.\n")
+    liq_default = liq(4) if lib is not None else None
     print("| K | kmz dB | pngquant dB | liq dB | kmz - pngquant | worst image | kmz bytes / pngquant PNG"
           " | kmz s | liq s | kmz / liq time |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -88,23 +70,27 @@ def main():
             worst = None
             for path, rgba in zip(paths, images):
                 pixels, image, seconds = kmz_run(rgba, k)
-                liq_pixels, liq_seconds = liq_run(rgba, k)
                 pq_pixels, pq_size = pngquant_run(path, k, folder)
                 # Lossless results give inf: cap at 99 dB, so that means stay finite.
                 a, b = (min(psnr(rgba, x), 99.0) for x in (pixels, pq_pixels))
                 ours.append(a)
                 theirs.append(b)
-                liqs.append(min(psnr(rgba, liq_pixels), 99.0))
+                if liq_default:
+                    liq_palette, liq_indices, liq_seconds = liq_default(rgba, k, 0)
+                    liqs.append(min(psnr(rgba, liq_palette[liq_indices]), 99.0))
+                    liq_s += liq_seconds
                 if worst is None or a - b < worst[0]:
                     worst = (a - b, path.stem)
                 kmz_bytes += min(len(image.tobytes()), len(KmzImage(image.palette, image.indices, "ctx").tobytes()))
                 png_bytes += pq_size
                 kmz_s += seconds
-                liq_s += liq_seconds
-            print(f"| {k} | {np.mean(ours):.2f} | {np.mean(theirs):.2f} | {np.mean(liqs):.2f} "
+            liq_db, liq_time, ratio = ("-",) * 3
+            if liqs:
+                liq_db, liq_time, ratio = f"{np.mean(liqs):.2f}", f"{liq_s:.2f}", f"{kmz_s / liq_s:.2f}"
+            print(f"| {k} | {np.mean(ours):.2f} | {np.mean(theirs):.2f} | {liq_db} "
                   f"| {np.mean(ours) - np.mean(theirs):+.2f} | {worst[0]:+.2f} ({worst[1]}) "
                   f"| {kmz_bytes:,} / {png_bytes:,} = {kmz_bytes / png_bytes:.2f} "
-                  f"| {kmz_s:.2f} | {liq_s:.2f} | {kmz_s / liq_s:.2f} |", flush=True)
+                  f"| {kmz_s:.2f} | {liq_time} | {ratio} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -36,14 +36,16 @@ except ImportError:
 
 
 def liq(speed):
-    """libimagequant at a speed (1 slowest/best .. 10; 4 is its default). Timed from
-    the RGBA buffer: building that buffer is this harness's business, not liq's."""
+    """libimagequant at a speed (1 slowest/best .. 10; 4 is its default), for RGB or
+    RGBA images. Timed from the RGBA buffer: building that buffer is this harness's
+    business, not liq's. The palette has the image's channels."""
 
     def run(image, k, seed):
-        h, w = image.shape[:2]
+        h, w, channels = image.shape
         rgba = np.empty((h, w, 4), dtype=np.uint8)
-        rgba[..., :3] = image
-        rgba[..., 3] = 255
+        rgba[..., :channels] = image
+        if channels == 3:
+            rgba[..., 3] = 255
         start = time.perf_counter()
         attr = lib.liq_attr_create()
         lib.liq_set_max_colors(attr, k)
@@ -57,7 +59,8 @@ def liq(speed):
         lib.liq_write_remapped_image(result[0], liq_image, ffi.from_buffer(indices), h * w)
         entries = lib.liq_get_palette(result[0])
         seconds = time.perf_counter() - start
-        palette = np.array([[e.r, e.g, e.b] for e in entries.entries[0 : entries.count]], dtype=np.uint8)
+        palette = np.array([[e.r, e.g, e.b, e.a][:channels] for e in entries.entries[0 : entries.count]],
+                           dtype=np.uint8)
         lib.liq_result_destroy(result[0])
         lib.liq_image_destroy(liq_image)
         lib.liq_attr_destroy(attr)
