@@ -38,7 +38,8 @@ _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
 class KmzImage:
     """A decoded or freshly encoded .kmz image: `palette` (K, 3) uint8, or (K, 4) RGBA
     for an image with transparency, and `indices` (H, W) uint16, each index naming a
-    palette entry. `coding` names how tobytes() writes the indices: "raw" (bit-packed, the default) or "ctx"
+    palette entry. `coding` names how tobytes() writes the indices: "raw" (bit-packed,
+    the default) or "ctx"
     (context-modelled and range-coded, spec/CODING.md)."""
 
     # How encode() chose K for a quality target (a targets.TargetResult); None otherwise.
@@ -313,21 +314,19 @@ def psnr(original, decoded):
     return _decibels(_sum_squared(original, lambda start, stop: decoded[start:stop]), original.size)
 
 
-def _sum_squared(original, decoded_rows, squared=None):
-    """The sum of squared differences between `original` (uint8, rows first) and the
-    decoded image, whose rows start..stop decoded_rows(start, stop) gives: a few rows
-    at a time, so memory stays bounded. `squared(a, b)` measures a chunk instead of the
-    plain sum of squares."""
+def _squared(original, decoded):
+    """The sum of squared differences of two uint8 arrays, in integers."""
+    diff = original.astype(np.int32) - decoded
+    return int(np.square(diff).sum(dtype=np.int64))
+
+
+def _sum_squared(original, decoded_rows, squared=_squared):
+    """squared(a, b), summed over `original` (uint8, rows first) and the decoded image,
+    whose rows start..stop decoded_rows(start, stop) gives: a few rows at a time, so
+    memory stays bounded."""
     rows = max(1, _CHUNK * len(original) // max(1, original.size))
-    total = 0
-    for start in range(0, len(original), rows):
-        chunk, decoded = original[start : start + rows], decoded_rows(start, start + rows)
-        if squared is not None:
-            total += squared(chunk, decoded)
-            continue
-        diff = chunk.astype(np.int32) - decoded
-        total += int(np.square(diff).sum(dtype=np.int64))
-    return total
+    return sum(squared(original[start : start + rows], decoded_rows(start, start + rows))
+               for start in range(0, len(original), rows))
 
 
 def _composite_squared(original, decoded):

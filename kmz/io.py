@@ -106,9 +106,9 @@ def convert_image(image, frame=None, background=DEFAULT_BACKGROUND, max_pixels=f
         image = ImageOps.exif_transpose(image)
         notes.append(f"rotated/flipped upright as its EXIF orientation ({orientation}) says")
     rgb, alpha = _rgb_and_alpha(image, notes)
-    if alpha is not None and (alpha < 255).any() and bg is None:
-        return np.ascontiguousarray(np.dstack([rgb, alpha])), notes
     if alpha is not None and (alpha < 255).any():
+        if bg is None:
+            return np.ascontiguousarray(np.dstack([rgb, alpha])), notes
         a = alpha.astype(np.uint32)[:, :, None]
         rgb = (rgb * a + np.array(bg, dtype=np.uint32) * (255 - a) + 127) // 255
         rgb = rgb.astype(np.uint8)
@@ -323,7 +323,11 @@ def check_output(path, inputs=(), force=False):
         if isinstance(source, (str, Path)) and Path(source).exists() and path.resolve() == Path(source).resolve():
             raise WriteError(f"{path}: refusing to overwrite the input")
     if not force:
-        raise OutputExistsError(f"{path}: exists (use --force to replace it)")
+        raise _exists_error(path)
+
+
+def _exists_error(path):
+    return OutputExistsError(f"{path}: exists (use --force to replace it)")
 
 
 def _exists(path):
@@ -385,7 +389,7 @@ def _move_into_place(tmp, path, force):
     if force:
         os.replace(tmp, path)
         return
-    refusal = OutputExistsError(f"{path}: exists (use --force to replace it)")
+    refusal = _exists_error(path)
     # link() never replaces: a file that appeared since any check is kept.
     try:
         os.link(tmp, path)
@@ -422,7 +426,7 @@ def make_folder(path):
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise WriteError(f"{path}: cannot create folder ({e.strerror or e})") from None
+        raise WriteError(f"{path}: cannot create folder ({_reason(e)})") from None
 
 
 def write_bytes(path, data, force=True):
