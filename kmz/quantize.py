@@ -51,9 +51,9 @@ RGBA_EXACT_MAX = 1 << 14  # RGBA images with at most this many colours skip the 
 # RGBA's grids are a bit coarser: a cell spans four channels, and at RGB's bits it barely
 # pools (an icon's 54,000 colours fall in 20,000 cells). And its exact-colour passes stop
 # sooner. On the alpha corpus this cost at most 0.003 dB at K = 16, 64 and 256, and saved
-# 8-12% of the time.
-RGBA_BITS = {"coarse": COARSE_BITS - 1, "trial": TRIAL_BITS - 1, "mid": MID_BITS - 1}
-RGBA_FINE_ITER = 10
+# 8-12% of the time. Each: the coarse, trial and mid grids' bits, the exact-colour passes.
+RGB_STAGES = (COARSE_BITS, TRIAL_BITS, MID_BITS, FINE_ITER)
+RGBA_STAGES = (COARSE_BITS - 1, TRIAL_BITS - 1, MID_BITS - 1, 10)
 REBUILD_DRIFT = 16.0  # re-sort the centre neighbour table once some centre moved this far
 
 
@@ -260,8 +260,8 @@ def quantize(pixels, k, seed=0, space="rgb"):
         to_space = srgb_to_oklab if space == "oklab" else (lambda rgb: rgb.astype(np.float32))
     points = to_space(colours)
     weights = histogram.counts.astype(np.float64)
-    bits = RGBA_BITS if rgba else {"coarse": COARSE_BITS, "trial": TRIAL_BITS, "mid": MID_BITS}
-    cells, cell_weights, cell_of = _pool(histogram.keys, points, weights, bits["coarse"])
+    coarse_bits, trial_bits, mid_bits, fine_iter = RGBA_STAGES if rgba else RGB_STAGES
+    cells, cell_weights, cell_of = _pool(histogram.keys, points, weights, coarse_bits)
     # Too few cells to tell k clusters apart, or (RGBA) few enough colours to cluster
     # them all: use the colours. A cell that pools two heavy colours (an icon's flat
     # greys, 4 levels apart) gets one centre, and Lloyd never splits a cluster.
@@ -271,7 +271,7 @@ def quantize(pixels, k, seed=0, space="rgb"):
     # Small palettes are cheap and their k-means has poorer local optima: keep the best
     # of several starts, made on a coarser grid still when it has cells enough.
     restarts = max(1, RESTARTS // k)
-    trial = None if restarts == 1 or cells is points else _pool(histogram.keys, points, weights, bits["trial"])
+    trial = None if restarts == 1 or cells is points else _pool(histogram.keys, points, weights, trial_bits)
     if trial is None or len(trial[0]) < 4 * k:
         trial = cells, cell_weights, cell_of
     grid, grid_weights, grid_of = trial
@@ -280,14 +280,14 @@ def quantize(pixels, k, seed=0, space="rgb"):
         centres, guesses = _seed(grid, grid_weights, k, rng)
         runs.append(_lloyd(grid, grid_weights, centres, (guesses, np.zeros(len(grid))), TOL, MAX_ITER))
     centres, labels, _, lower, table = min(runs, key=lambda run: _kmeans.error(grid, grid_weights, *run[:2]))
-    # Then finer and finer points: the 6-bit cells (unless the starts were made on
-    # them), the 7-bit ones when they still pool two colours a cell, the exact colours.
+    # Then finer and finer points: the coarse cells (unless the starts were made on
+    # them), the mid ones when they still pool two colours a cell, the exact colours.
     # Each stage starts from the labels and bounds of the one before.
     stages = [] if grid is cells else [(cells, cell_weights, cell_of, MAX_ITER)]
-    mid = None if cells is points else _pool(histogram.keys, points, weights, bits["mid"], most=len(points) // 2)
+    mid = None if cells is points else _pool(histogram.keys, points, weights, mid_bits, most=len(points) // 2)
     if mid is not None:
         stages.append((*mid, MAX_ITER))
-    stages.append((points, weights, np.arange(len(points)), RGBA_FINE_ITER if rgba else FINE_ITER))
+    stages.append((points, weights, np.arange(len(points)), fine_iter))
     # On the exact colours, the transparent colour's entry is held exactly transparent.
     transparent = np.flatnonzero(histogram.keys == 0) if rgba else []
     pin = int(transparent[0]) if len(transparent) else None
