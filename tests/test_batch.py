@@ -273,7 +273,7 @@ def test_a_failure_names_its_file(tmp_path):
     errors = sorted(r["error"] for r in summary.failures)
     assert len(errors) == 3
     assert errors[0].startswith(f"{dst}/bad.kmz: checksum mismatch: stored ")
-    assert errors[1] == f"{dst}/blocked/c.kmz: {tmp_path}/out/blocked: cannot create folder (File exists)"
+    assert errors[1] == f"{dst}/blocked/c.kmz: {tmp_path}/out/blocked: cannot create folder (file exists)"
     assert errors[2] == f"{dst}/short.kmz: " + str(pytest.raises(kmz.FormatError, kmz.frombytes, b"\x8bKMZ").value)
 
 
