@@ -65,9 +65,14 @@ _V_SCALE = np.sqrt(3.0) / 2.0
 
 def rgba_to_composite(rgba):
     """(N, 4) uint8 straight RGBA -> (N, 4) float32 (u_R, u_G, u_B, v)."""
-    rgba = np.asarray(rgba, dtype=np.float64)
-    alpha = rgba[:, 3:]
-    return np.hstack([alpha / 255.0 * (rgba[:, :3] - 127.5), _V_SCALE * alpha]).astype(np.float32)
+    rgba = np.asarray(rgba)
+    alpha = rgba[:, 3:].astype(np.float64)
+    # In float64, each product rounded once into the float32 result: no (N, 4) float64
+    # temporaries to stack and convert (this runs on every distinct colour of an image).
+    points = np.empty((len(rgba), 4), dtype=np.float32)
+    np.multiply(alpha / 255.0, rgba[:, :3] - 127.5, out=points[:, :3], casting="same_kind")
+    np.multiply(_V_SCALE, alpha, out=points[:, 3:], casting="same_kind")
+    return points
 
 
 def composite_to_rgba(points):

@@ -100,8 +100,9 @@ class _Histogram:
             self.colours = _unpack(self.keys)
 
     def pixel_labels(self, colour_labels):
-        """Labels per pixel from labels per distinct colour: one gather."""
-        return np.asarray(colour_labels, dtype=np.uint16)[self.number]
+        """Labels per pixel from labels per distinct colour: one gather (take: a plain
+        loop, about twice as fast here as indexing's general iterator)."""
+        return np.asarray(colour_labels, dtype=np.uint16).take(self.number)
 
 
 def nearest(points, centres):
@@ -128,17 +129,22 @@ def _neighbours(centres):
     Empty tables above NEIGHBOUR_MAX_K, where they cost more memory than they save
     time: the kernels then search a grid over the centres instead.
 
-    Ties are ordered by centre number. numpy's sort (the fastest at hand) may order
-    ties differently from one CPU to another: kmz/_native/kmeans.c
-    puts each run of equal distances in order of number, so that every machine gets
-    the same palette. The distances are measured there too, without numpy's (k, k)
-    temporaries."""
+    Ties are ordered by centre number. numpy sorts each row, nearly: it sorts keys
+    made of a distance's bits (a distance is not negative, so its bits sort as it does)
+    with the lowest few replaced by the centre's number, in a third of the time of an
+    argsort of the distances. kmz/_native/kmeans.c then puts the centres whose
+    distances differ only in those bits, and those at equal distances, in order of
+    distance and number, so that every machine gets the same table, and the same
+    palette. The distances are measured there too, without numpy's (k, k) temporaries."""
     k = len(centres)
     if k > NEIGHBOUR_MAX_K:
         return np.zeros((0, 0)), np.zeros((0, 0), dtype=np.int32)
     apart, ranked = np.empty((k, k)), np.empty((k, k))
     _kmeans.distances(np.ascontiguousarray(centres), apart)
-    order = np.argsort(apart, axis=1).astype(np.int32)
+    low = np.uint64((1 << (k - 1).bit_length()) - 1)  # the bits that hold a centre's number
+    keys = apart.view(np.uint64) & ~low | np.arange(k, dtype=np.uint64)
+    keys.sort(axis=1)
+    order = (keys & low).astype(np.int32)
     _kmeans.rank(apart, order, ranked)
     return ranked, order
 
@@ -202,6 +208,14 @@ def _parents(fine_of, coarse_of, cells):
     return parent
 
 
+def _sums(points, weights, groups, count):
+    """Each group's weighted sum of its points, (count, dims), and its weight, (count):
+    summed point by point, in order, as a loop over them would: the same bits."""
+    mass = np.bincount(groups, weights, minlength=count)
+    sums = np.stack([np.bincount(groups, weights * points[:, j], minlength=count) for j in range(points.shape[1])], axis=1)
+    return sums, mass
+
+
 def _pool(keys, points, weights, bits, most=None):
     """Pool colours (packed RGB or RGBA `keys`) into the cells of a grid of `bits` per
     channel: (cell means, cell weights, each colour's cell); None if that makes
@@ -212,11 +226,9 @@ def _pool(keys, points, weights, bits, most=None):
     cells = len(cell_keys)
     if most is not None and cells > most:
         return None
-    # Summed colour by colour, in order, as a loop over them would: the same bits.
-    mass = np.bincount(cell_of, weights, minlength=cells)
-    sums = np.stack([np.bincount(cell_of, weights * points[:, j], minlength=cells) for j in range(dims)], axis=1)
+    sums, mass = _sums(points, weights, cell_of, cells)
     # Cells in key order: cells near in colour then sit near in memory, which makes
-    # seeding's walks through its per-cluster lists much faster.
+    # seeding's walks through its per-cluster shells much faster.
     order = np.argsort(cell_keys)
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
@@ -261,12 +273,14 @@ def quantize(pixels, k, seed=0, space="rgb"):
     points = to_space(colours)
     weights = histogram.counts.astype(np.float64)
     coarse_bits, trial_bits, mid_bits, fine_iter = RGBA_STAGES if rgba else RGB_STAGES
-    cells, cell_weights, cell_of = _pool(histogram.keys, points, weights, coarse_bits)
     # Too few cells to tell k clusters apart, or (RGBA) few enough colours to cluster
-    # them all: use the colours. A cell that pools two heavy colours (an icon's flat
-    # greys, 4 levels apart) gets one centre, and Lloyd never splits a cluster.
-    if len(cells) < 4 * k or (rgba and len(points) <= RGBA_EXACT_MAX):
-        cells, cell_weights, cell_of = points, weights, np.arange(len(points))
+    # them all (then they are not pooled at all): use the colours. A cell that pools two
+    # heavy colours (an icon's flat greys, 4 levels apart) gets one centre, and Lloyd
+    # never splits a cluster.
+    pooled = None if rgba and len(points) <= RGBA_EXACT_MAX else _pool(histogram.keys, points, weights, coarse_bits)
+    if pooled is None or len(pooled[0]) < 4 * k:
+        pooled = points, weights, np.arange(len(points))
+    cells, cell_weights, cell_of = pooled
     rng = np.random.default_rng(seed)
     # Small palettes are cheap and their k-means has poorer local optima: keep the best
     # of several starts, made on a coarser grid still when it has cells enough.

@@ -56,7 +56,8 @@ typedef struct {
 int kmz_balls_build(kmz_balls *balls, const kmz_grid *shape, const double *centres, const double *radii,
                     int64_t count);
 void kmz_balls_free(kmz_balls *balls);
-/* Appends the balls listed in the cell of `at` to items; returns how many. */
+/* Appends the balls listed in the cell of `at` to items, in order of number; returns
+ * how many. */
 int64_t kmz_balls_at(const kmz_balls *balls, const kmz_grid *shape, const double at[3], int64_t *items);
 
 #endif

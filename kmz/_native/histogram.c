@@ -22,22 +22,29 @@ static inline uint32_t pixel_key(const uint8_t *pixels, int channels, int64_t i)
 }
 
 /* kmz_count_keys on `values`, or on the keys of `pixels` when values is NULL (packed
- * here: a packed copy of the image would cost as much as the count). */
-static int64_t count_keys(const uint32_t *values, const uint8_t *pixels, int channels, int64_t n,
-                          uint32_t *number, uint32_t *keys, uint32_t *counts, kmz_poll *poll) {
+ * here: a packed copy of the image would cost as much as the count). Inlined with the
+ * channels a constant, so that each pixel size gets a loop with no test of it. */
+static inline int64_t count_keys(const uint32_t *values, const uint8_t *pixels, int channels, int64_t n,
+                                 uint32_t *number, uint32_t *keys, uint32_t *counts, kmz_poll *poll) {
     int bits = 12;
     int32_t *slots = malloc(sizeof(int32_t) << bits);
     if (!slots)
         return KMZ_NO_MEMORY;
     for (int64_t s = 0; s < (int64_t)1 << bits; s++)
         slots[s] = -1;
-    int64_t distinct = 0;
+    int64_t distinct = 0, run = 0; /* pixels in the current run of one key, not yet counted */
+    uint32_t last_key = 0, last = 0; /* that key, and its number */
     for (int64_t i = 0; i < n; i++) {
         uint32_t key = values ? values[i] : pixel_key(pixels, channels, i);
-        /* Runs of one colour (transparent margins, flat fills) skip the probe. */
-        if (i > 0 && key == keys[number[i - 1]]) {
-            number[i] = number[i - 1];
+        /* Runs of one colour (transparent margins, flat fills) skip the probe, and are
+         * counted once they end: not one increment of the same count per pixel. */
+        if (run > 0 && key == last_key) {
+            run++;
         } else {
+            if (run > 0)
+                counts[last] += (uint32_t)run;
+            run = 1;
+            last_key = key;
             uint32_t s = slot_of(slots, bits, keys, key);
             if (slots[s] < 0) {
                 keys[distinct] = key;
@@ -58,14 +65,16 @@ static int64_t count_keys(const uint32_t *values, const uint8_t *pixels, int cha
                     s = slot_of(slots, bits, keys, key);
                 }
             }
-            number[i] = (uint32_t)slots[s];
+            last = (uint32_t)slots[s];
         }
-        counts[number[i]]++;
+        number[i] = last;
         if ((i & 0xFFFF) == 0 && kmz_poll_tick(poll, 0x10000)) {
             free(slots);
             return KMZ_INTERRUPTED;
         }
     }
+    if (run > 0)
+        counts[last] += (uint32_t)run;
     free(slots);
     return distinct;
 }
@@ -77,5 +86,6 @@ int64_t kmz_count_keys(const uint32_t *values, int64_t n, uint32_t *number, uint
 
 int64_t kmz_count_pixels(const uint8_t *pixels, int channels, int64_t n, uint32_t *number, uint32_t *keys,
                          uint32_t *counts, kmz_poll *poll) {
-    return count_keys(NULL, pixels, channels, n, number, keys, counts, poll);
+    return channels == 4 ? count_keys(NULL, pixels, 4, n, number, keys, counts, poll)
+                         : count_keys(NULL, pixels, 3, n, number, keys, counts, poll);
 }

@@ -53,9 +53,10 @@ int kmz_move(const float *points, int dims, const double *weights, int64_t n, co
  * squared differences channel by channel in order, then the square root. */
 void kmz_distances(const double *centres, int dims, int64_t k, double *apart);
 
-/* The neighbour table from the distances and each row's order by distance (an
- * unstable sort's): ranked[i][t] = apart[i][order[i][t]], and centres at the same
- * distance put in order of number, so that any sort gives the same table. */
+/* The neighbour table from the distances and each row's order by distance, or
+ * nearly (a sort that may misplace a few centres a few places): ranked[i][t] =
+ * apart[i][order[i][t]], with each row put in order of distance, and centres at the
+ * same distance in order of number, so that any such sort gives the same table. */
 void kmz_rank(const double *apart, int64_t k, int32_t *order, double *ranked);
 
 /* The weighted squared error of a clustering. */
