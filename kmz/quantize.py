@@ -292,6 +292,16 @@ def quantize(pixels, k, seed=0, space="rgb"):
     runs = []
     for _ in range(restarts):
         centres, guesses = _seed(grid, grid_weights, k, rng)
+        if rgba:
+            # Lloyd's first step is taken on the seeding's labels (each point's nearest
+            # seed; no cluster is empty, each has its seed): the centres start at their
+            # clusters' means. That saves searching every point among the seeds, and
+            # gives each start a step more before the stopping test, which an icon's
+            # transparent pixels (most of its weight) often let through after one step.
+            # On the alpha corpus: faster, and never worse. (Not for RGB: opaque
+            # palettes stay as they were.)
+            sums, mass = _sums(grid, grid_weights, guesses, k)
+            centres = sums / mass[:, None]
         runs.append(_lloyd(grid, grid_weights, centres, (guesses, np.zeros(len(grid))), TOL, MAX_ITER))
     centres, labels, _, lower, table = min(runs, key=lambda run: _kmeans.error(grid, grid_weights, *run[:2]))
     # Then finer and finer points: the coarse cells (unless the starts were made on
@@ -309,6 +319,11 @@ def quantize(pixels, k, seed=0, space="rgb"):
     for finer, finer_weights, finer_of, passes in stages:
         start = _inherit(finer, coarse, _parents(finer_of, coarse_of, len(finer)), labels, lower)
         exact = finer is points
+        # RGBA's centres have drifted far by the time its grids give way to finer points,
+        # and a stale neighbour table widens every search: a new one pays there. (Not for
+        # RGB: the table's order breaks ties, and opaque palettes stay what they were.)
+        if rgba and finer is not coarse:
+            table = None
         centres, labels, upper, lower, table = _lloyd(
             finer, finer_weights, centres, start, TOL, passes, table, pin if exact else None
         )
