@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import kmz
-from kmz import _ctx, io
+from kmz import _coding, io
 from kmz import format as fmt
 from kmz.cli import main
 from kmz.colour import composite_to_rgba, rgba_to_composite
@@ -124,7 +124,7 @@ def test_ctx_order_ranks_by_the_composite_distance():
     u = (2 * p[:, :3] - 255) * p[:, 3:]
     w = 255 * p[:, 3]
     for ref in (0, 7, 13, 49):
-        _ctx.order(palette, ref, order)
+        _coding.order(palette, ref, order)
         distance = ((u - u[ref]) ** 2).sum(axis=1) + 3 * (w - w[ref]) ** 2
         assert order.tolist() == np.lexsort((np.arange(50), distance)).tolist()
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kmz
-from kmz import _ctx, entropy
+from kmz import _coding, entropy
 from kmz import format as fmt
 from kmz.errors import (
     ChecksumError,
@@ -65,7 +65,7 @@ def test_palette_order_is_the_specified_one(k):
     palette = (np.random.default_rng(k).integers(0, 8, (k, 3)) * 36).astype(np.uint8)  # many equal colours
     order = np.empty(k, np.uint16)
     for ref in sorted({0, k // 3, k - 1}):
-        _ctx.order(palette, ref, order)
+        _coding.order(palette, ref, order)
         distance = ((palette.astype(np.int64) - palette[ref]) ** 2).sum(axis=1)
         expected = np.lexsort((np.arange(k), distance))  # by distance, then by index
         assert order.tolist() == expected.tolist()
