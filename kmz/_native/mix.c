@@ -2,7 +2,7 @@
  * Section numbers below are those of spec/CODING2.md.
  *
  * Each pixel's position in the palette order is coded most significant bit first;
- * each bit's probability is a logistic mix of eleven predictions. Every context
+ * each bit's probability is a logistic mix of eight predictions. Every context
  * depends on pixels coded before it, so both directions are one sequential loop,
  * written once (code_pixel) for both.
  */
@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HASHED 10          /* 4.1: context models */
+#define HASHED 7           /* 4.2: context models */
+#define DEEP 4             /* 4.2: those used past the first GROUP bits */
 #define INPUTS (HASHED + 1) /* and the match model */
 #define GROUP 4            /* 4.3: bits per slot; a slot is 16 cells, one per node */
 #define RATE_LIMIT 255     /* 4.3: a count saturates here */
@@ -179,11 +180,6 @@ typedef struct {
     int length;   /* its length, at most 15 */
 } view;
 
-static inline int median(int a, int b, int c) {
-    int high = a > b ? a : b, low = a < b ? a : b;
-    return c >= high ? low : c <= low ? high : a + b - c;
-}
-
 static inline void look(model *m, const uint16_t *image, int64_t pos, int64_t x, int64_t y, view *v) {
     const uint16_t *ord = m->ord;
     int64_t w = m->width;
@@ -195,18 +191,17 @@ static inline void look(model *m, const uint16_t *image, int64_t pos, int64_t x,
     int far_up = y > 1 ? ord[image[pos - 2 * w]] : up;
     int far_up_right = y > 0 && x < w - 2 ? ord[image[pos - w + 2]] : up_right;
     int gradient = clamp_int(left + up - up_left, 0, (int)m->k - 1);
-    int activity = bit_length((uint64_t)(abs(left - up_left) + abs(up - up_left) + abs(up - up_right)));
-    /* 4.2 The contexts. */
+    /* 4.2 The contexts: the nearest neighbours one by one, the four of the row above
+     * and the left, the plane through them, two wider ones, and all seven. */
     v->hash[0] = combine(1, left);
     v->hash[1] = combine(2, up);
-    v->hash[2] = combine(combine(3, left), up);
-    v->hash[3] = combine(combine(combine(combine(4, left), up), up_left), up_right);
-    v->hash[4] = combine(combine(combine(5, up_left), up), up_right);
-    v->hash[5] = combine(6, median(left, up, up_left));
-    v->hash[6] = combine(7, gradient);
-    v->hash[7] = combine(combine(combine(8, far_left), left), up);
-    v->hash[8] = combine(combine(combine(9, far_up), up), left);
-    v->hash[9] = combine(combine(10, activity), (left + up + 1) / 2);
+    v->hash[2] = combine(combine(combine(combine(3, left), up), up_left), up_right);
+    v->hash[3] = combine(4, gradient);
+    v->hash[4] = combine(combine(combine(5, far_left), left), up);
+    v->hash[5] = combine(combine(combine(6, far_up), up), left);
+    v->hash[6] = combine(combine(combine(combine(combine(combine(combine(7, left), up), up_left), up_right), far_left),
+                                 far_up),
+                         far_up_right);
     /* 4.4 The match: carry on where the last prediction came true, else look up the
      * last pixel whose context (the row's last 32 pixels and 4 above) was this one. */
     v->match_slot = finish(combine(combine(combine(combine(m->row_hash, up + 1), up_left + 1), up_right + 1),
@@ -237,28 +232,32 @@ static inline void advance(model *m, const uint16_t *image, int64_t pos, int64_t
  * `value` when `e` is given, else decodes and returns it. */
 static inline int code_pixel(model *m, const view *v, kmz_range_encoder *e, kmz_range_decoder *d, int value) {
     uint32_t *slot[HASHED];
-    int node = 1, group = 1, agree = v->expected >= 0;
+    int node = 1, group = 1, agree = v->expected >= 0, used = HASHED;
     for (int b = m->bits - 1; b >= 0; b--) {
         if ((m->bits - 1 - b) % GROUP == 0) {
-            /* 4.3 A new slot per context for every GROUP bits, chosen by the bits so far. */
-            for (int i = 0; i < HASHED; i++)
+            /* 4.3 A new slot per context for every GROUP bits, chosen by the bits so far.
+             * Past the first group, the first DEEP contexts only: the low bits learn
+             * faster from fewer, and cost less. */
+            used = b == m->bits - 1 ? HASHED : DEEP;
+            for (int i = 0; i < used; i++)
                 slot[i] = m->cells + ((size_t)(finish(combine(v->hash[i], (uint32_t)node)) >> m->slot_shift) << 4);
             group = 1;
         }
-        int expected_bit = agree ? (v->expected >> b) & 1 : 0;
+        /* 5.1 The inputs: the contexts' cells, then the match model's. */
+        int expected_bit = agree ? (v->expected >> b) & 1 : 0, n = used + 1;
         uint32_t *cell[INPUTS];
-        for (int i = 0; i < HASHED; i++)
+        for (int i = 0; i < used; i++)
             cell[i] = slot[i] + group;
-        cell[HASHED] = &m->match_cells[agree ? 32 + (v->length << 1 | expected_bit) : 0];
+        cell[used] = &m->match_cells[agree ? 32 + (v->length << 1 | expected_bit) : 0];
         int state = agree ? 1 + (v->length < 3 ? v->length : 3) : 0;
         int32_t *w = m->weights + (size_t)(state * 256 + (node < 256 ? node : 0)) * INPUTS;
         int st[INPUTS];
         int64_t dot = 0;
-        for (int i = 0; i < INPUTS; i++) {
+        for (int i = 0; i < n; i++) {
             st[i] = m->stretch[(*cell[i] & 0xFFFF) >> 4];
             dot += (int64_t)w[i] * st[i];
         }
-        /* Arithmetic shifts of negative numbers round down (two's complement). */
+        /* 5.2 Arithmetic shifts of negative numbers round down (two's complement). */
         int p = squash(dot >> 16);
         int bit;
         if (e) {
@@ -267,8 +266,9 @@ static inline int code_pixel(model *m, const view *v, kmz_range_encoder *e, kmz_
         } else {
             bit = kmz_range_get(d, (uint32_t)(4096 - p) << 4);
         }
+        /* 5.3 Learning. */
         int err = ((bit << 12) - p) * LEARNING_RATE;
-        for (int i = 0; i < INPUTS; i++) {
+        for (int i = 0; i < n; i++) {
             int32_t moved = w[i] + ((st[i] * err) >> 14);
             w[i] = moved < -WEIGHT_LIMIT ? -WEIGHT_LIMIT : moved > WEIGHT_LIMIT ? WEIGHT_LIMIT : moved;
             learn(cell[i], m->rates[*cell[i] >> 16], bit);
