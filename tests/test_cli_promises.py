@@ -391,6 +391,6 @@ def test_large_images_get_an_estimate_from_a_sample(monkeypatch):
     exact = len(kmz.KmzImage(image.palette, image.indices, "ctx").tobytes())
     assert image.size_with("ctx") == (exact, True)
     assert image.size_with("raw") == (len(image.tobytes()), True)
-    monkeypatch.setattr(kmz.image, "EXACT_CTX_PIXELS", 1000)
+    monkeypatch.setattr(kmz.image, "EXACT_CODED_PIXELS", 1000)
     estimate, exact_now = image.size_with("ctx")
     assert not exact_now and 0.8 * exact < estimate < 1.5 * exact
