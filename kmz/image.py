@@ -119,8 +119,9 @@ class KmzImage:
         """(bytes, exact): the .kmz file's size were it written with `coding`. Exact for
         raw (a formula), and for ctx and mix up to EXACT_CODED_PIXELS; above that,
         estimated from 16 evenly spaced bands of rows holding a sixteenth of the pixels,
-        in a sixteenth of the time: within a few per cent on photos, and rather over than
-        under (the models learn as they code, and a sample gives them less to learn from)."""
+        in a sixteenth of the time: for ctx within a few per cent on photos, and rather
+        over than under (the models learn as they code, and a sample gives them less to
+        learn from); for mix further over, since its mixer and match model learn slower."""
         fixed = fmt.OVERHEAD + self.channels * self.k
         if fmt.coding_id(coding) == fmt.CODING_RAW:
             return self.header.file_size, True
