@@ -49,10 +49,10 @@ CODING_CTX = entropy.CODINGS["ctx"]
 CODING_MIX = entropy.CODINGS["mix"]
 CODINGS = {CODING_RAW: "raw", CODING_CTX: "ctx", CODING_MIX: "mix"}
 CODED_MAX_K = entropy.MAX_K  # the largest K of codings 1 and 2
-# A payload of P bytes never holds more than this many pixels per byte: a coding-1 pixel
-# costs at least one coded bit (spec/CODING.md 6), a coding-2 pixel at least one binary
-# decision narrowing the range by 65536/65520 or more, so at most about 22,700 P pixels
-# (spec/CODING2.md 7).
+# Check 9's bounds: a payload of P bytes holds fewer pixels than P times these. A
+# coding-1 pixel costs at least one coded bit (spec/CODING.md 6); a coding-2 pixel at
+# least one binary decision, narrowing the range by 65536/65520 or more, so that P bytes
+# hold at most about 22,700 P pixels (spec/CODING2.md 7).
 CTX_PIXELS_PER_BYTE = 1 << 19
 MIX_PIXELS_PER_BYTE = 1 << 15
 _PIXELS_PER_BYTE = {CODING_CTX: CTX_PIXELS_PER_BYTE, CODING_MIX: MIX_PIXELS_PER_BYTE}
