@@ -122,16 +122,18 @@ def _add_encode_options(p):
                        "(default: write the closest K and exit 0)"),
         p.add_argument(
             "--coding", choices=list(fmt.CODINGS.values()), default="raw",
-            help="index coding: raw (bit-packed, the size formula) or ctx (context-modelled, "
-            f"smaller; K up to {fmt.CTX_MAX_K}) (default: raw; encode's summary says when ctx would be smaller)",
+            help="index coding: raw (bit-packed, the size formula), ctx (context-modelled, "
+            "smaller) or mix (context mixing and a match model: smaller still, but slower to "
+            f"encode and decode); ctx and mix take K up to {fmt.CODED_MAX_K} "
+            "(default: raw; encode's summary says when ctx would be smaller)",
         ),
     ]
 
 
 def _check_encode_options(args):
     """Usage errors that argparse cannot see, before any slow work."""
-    if args.coding == "ctx" and args.k is not None and args.k > fmt.CTX_MAX_K:
-        args.usage_error(f"--coding ctx supports K up to {fmt.CTX_MAX_K}, not {args.k}")
+    if args.coding != "raw" and args.k is not None and args.k > fmt.CODED_MAX_K:
+        args.usage_error(f"--coding {args.coding} supports K up to {fmt.CODED_MAX_K}, not {args.k}")
     if args.dither and args.k is not None and args.k > 256:
         args.usage_error(f"--dither needs K <= 256, not {args.k}")
 
@@ -281,7 +283,7 @@ def _encode(args):
         progress(f"writing {name}")
         size = image.save(output, format=format, force=args.force)
         hint = ""
-        if format == "KMZ" and image.coding == "raw" and image.k <= fmt.CTX_MAX_K:
+        if format == "KMZ" and image.coding == "raw" and image.k <= fmt.CODED_MAX_K:
             progress("measuring --coding ctx")
             ctx, exact = image.size_with("ctx")
             if ctx < size:

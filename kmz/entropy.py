@@ -1,7 +1,8 @@
-"""Coding 1 ("ctx"): the indices coded with a 2-D adaptive context model and a binary
-range coder (spec/CODING.md). Pure: indices (H, W) + palette -> payload bytes and back.
+"""The coded index data: coding 1 ("ctx", spec/CODING.md) and coding 2 ("mix",
+spec/CODING2.md). Pure: indices (H, W) + palette -> payload bytes and back.
 
-A pixel usually equals one of its neighbours (left, up, up-right, up-left), so each is
+Coding 1: 
+a pixel usually equals one of its neighbours (left, up, up-right, up-left), so each is
 coded as a choice among the distinct neighbours, by adaptive binary decisions in a
 context made of the neighbours' equality pattern, of two farther pixels and of how many
 neighbours were themselves escapes. A pixel equal to none of them (an escape) is coded
@@ -9,55 +10,72 @@ as its rank among the palette entries sorted by colour distance to the left
 neighbour's colour (for RGBA, by the composite distance), the neighbours left out: an
 adaptive Elias-gamma code.
 
-Every context depends on the pixels decoded before it, so the loop is sequential by
-nature: it is C (kmz/_native/ctx.c, module kmz._ctx), run with the GIL released. All
+Coding 2: each pixel is its position in the palette sorted by brightness, coded bit by
+bit from the most significant; each bit's probability is a logistic mix of ten
+context models over the neighbours and a 2-D match model that follows the last place
+where the same surroundings occurred (repeated text and widgets), and the mixer learns
+which to trust.
+
+In both, every context depends on the pixels decoded before it, so the loop is sequential by
+nature: it is C (kmz/_native/ctx.c and mix.c, module kmz._coding), run with the GIL released. All
 arithmetic is integer, hence deterministic. This module checks arguments and turns the
 coder's statuses into kmz's errors.
 """
 
 import numpy as np
 
-from . import _ctx
+from . import _coding
 from .errors import IndexRangeError, LengthError, PayloadError
 
-MAX_K = 4096  # the rank tables are K x K (spec/CODING.md 2)
+MAX_K = 4096  # both codings (spec/CODING.md 2, spec/CODING2.md 2)
+CODINGS = {"ctx": 1, "mix": 2}  # the header's coding numbers
 
 # Pixels decoded per call: the image grows by chunks as the payload proves to hold
 # them, so a short payload declaring a huge image is refused before it is allocated.
 CHUNK = 1 << 22
 
-# Statuses of the decoder (kmz/_native/ctx.h), turned into exceptions by decode().
-_OK, _TRUNCATED, _TRAILING, _BAD_START, _RANK = range(5)
+# Statuses of the decoders (kmz/_native/ctx.h and mix.h), turned into exceptions by
+# decode(). _RANGE is coding 1's escape rank or coding 2's position past the palette.
+_OK, _TRUNCATED, _TRAILING, _BAD_START, _RANGE = range(5)
 
 
-def _palette(palette):
-    """The palette as the coder takes it: (K, 3) bytes, or (K, 4) for RGBA (escapes then
-    rank by the composite distance, spec/CODING.md 4.3), K from 1 to MAX_K."""
+def _number(coding):
+    if coding not in CODINGS:
+        raise ValueError(f"unknown coding {coding!r}; coded index data is {' or '.join(CODINGS)}")
+    return CODINGS[coding]
+
+
+def _palette(palette, coding):
+    """The palette as the coder takes it: (K, 3) bytes, or (K, 4) for RGBA (the alpha
+    counts in coding 1's escape ranks and coding 2's order), K from 1 to MAX_K."""
     palette = np.ascontiguousarray(palette, dtype=np.uint8)
     k = len(palette)
     if not 1 <= k <= MAX_K:
-        raise ValueError(f"coding ctx supports K from 1 to {MAX_K}, not {k}")
+        raise ValueError(f"coding {coding} supports K from 1 to {MAX_K}, not {k}")
     if palette.ndim != 2 or palette.shape[1] not in (3, 4):
         raise ValueError("palette must be (K, 3) or (K, 4)")
     return palette
 
 
-def encode(indices, palette):
-    """The coding-1 payload of `indices` (H, W), each below K = len(palette) <= MAX_K."""
+def encode(indices, palette, coding="ctx"):
+    """The payload of `indices` (H, W), each below K = len(palette) <= MAX_K, in
+    `coding` ("ctx" or "mix")."""
+    number = _number(coding)
     indices = np.asarray(indices)
     if indices.ndim != 2 or indices.size == 0:
         raise ValueError("indices must be a non-empty (H, W) array")
     if indices.min() < 0 or indices.max() >= len(palette):
         raise ValueError(f"indices must be in range 0..{len(palette) - 1}")
-    return _ctx.encode(np.ascontiguousarray(indices, dtype=np.uint16), _palette(palette))
+    return _coding.encode(np.ascontiguousarray(indices, dtype=np.uint16), _palette(palette, coding), number)
 
 
-def decode(payload, palette, width, height, progress=None):
-    """The indices (H, W) uint16 of a coding-1 payload; raises a FormatError subclass
-    when the payload is malformed (spec/CODING.md 6). `progress`, if given, is called
-    with (pixels done, pixels in all) after every CHUNK pixels and at the end."""
+def decode(payload, palette, width, height, progress=None, coding="ctx"):
+    """The indices (H, W) uint16 of a payload in `coding`; raises a FormatError
+    subclass when the payload is malformed (spec/CODING.md 6, spec/CODING2.md 7).
+    `progress`, if given, is called with (pixels done, pixels in all) after every CHUNK
+    pixels and at the end."""
     total = width * height
-    decoder = _ctx.Decoder(payload, _palette(palette), width, height)
+    decoder = _coding.Decoder(payload, _palette(palette, coding), width, height, _number(coding))
     indices = np.empty(min(total, CHUNK), dtype=np.uint16)
     done = 0
     while done < total:
@@ -65,17 +83,19 @@ def decode(payload, palette, width, height, progress=None):
         if end > len(indices):
             # In place where the allocator can (realloc); no view of it is alive.
             indices.resize(min(2 * len(indices), total), refcheck=False)
-        status, pixel = decoder.decode(indices[done:end])
+        # The whole image so far: coding 2 reads back anywhere in it.
+        status, pixel = decoder.decode(indices[:end])
         if status != _OK:
-            _raise(status, pixel, width, len(palette))
+            _raise(status, pixel, width, len(palette), coding)
         done = end
         if progress is not None:
             progress(done, total)
     return indices.reshape(height, width)
 
 
-def _raise(status, pixel, width, k):
-    """The FormatError of a decoder status (spec/CODING.md 6) found at `pixel`."""
+def _raise(status, pixel, width, k, coding):
+    """The FormatError of a decoder status (spec/CODING.md 6, spec/CODING2.md 7) found
+    at `pixel`."""
     where = f"({pixel % width}, {pixel // width})"
     if status == _TRUNCATED:
         raise LengthError(f"truncated: the coded index data ends before pixel {where}")
@@ -83,4 +103,5 @@ def _raise(status, pixel, width, k):
         raise LengthError("trailing bytes: the coded index data goes on after the last pixel")
     if status == _BAD_START:
         raise PayloadError("the coded index data has an illegal start (spec/CODING.md 5.1)")
-    raise IndexRangeError(f"escape rank at pixel {where} is out of range for K = {k}")
+    what = "escape rank" if coding == "ctx" else "position in the palette order"
+    raise IndexRangeError(f"{what} at pixel {where} is out of range for K = {k}")

@@ -55,7 +55,8 @@ class PixelLimitWarning(RuntimeWarning):
 
 
 class PayloadError(FormatError):
-    """Coded index data (coding 1) that no encoder can write (spec/CODING.md 6)."""
+    """Coded index data (coding 1 or 2) that no encoder can write (spec/CODING.md 6,
+    spec/CODING2.md 7)."""
 
 
 class ImageReadError(KmzError):

@@ -5,7 +5,8 @@ Works on bytes in memory only; knows nothing of k-means, files or PNG.
     struct header {            // 24 bytes, big-endian, unsigned (spec 3.1)
         u8  signature[8];      // 8B 'K' 'M' 'Z' 0D 0A 1A 0A
         u8  version;           // 1
-        u8  coding;            // index coding: 0 = raw bit-packed, 1 = ctx (spec/CODING.md)
+        u8  coding;            // index coding: 0 = raw bit-packed, 1 = ctx (spec/CODING.md),
+                               // 2 = mix (spec/CODING2.md)
         u16 flags;             // bit 0: the palette has alpha (RGBA entries); others 0
         u32 width;             // 1 .. 2^31 - 1
         u32 height;            // 1 .. 2^31 - 1
@@ -15,7 +16,7 @@ Works on bytes in memory only; knows nothing of k-means, files or PNG.
     };
     u8  palette[K][C];         // R, G, B (C = 3), or R, G, B, A (C = 4, flag bit 0)
     u8  indices[ceil(W*H*b / 8)];  // row-major, b bits each, MSB first (spec 3.3)
-                                   // coding 1: a range-coded payload of any length
+                                   // codings 1 and 2: a range-coded payload of any length
     u32 crc32;                 // CRC-32 (ISO-HDLC, as zlib) of every byte before it
 """
 
@@ -43,11 +44,18 @@ from .errors import (
 SIGNATURE = b"\x8bKMZ\r\n\x1a\n"
 VERSION = 1
 CODING_RAW = 0
-CODING_CTX = 1
-CODINGS = {CODING_RAW: "raw", CODING_CTX: "ctx"}
-CTX_MAX_K = entropy.MAX_K
-# A coding-1 payload of P bytes never holds more than 2^19 * P pixels (spec/CODING.md 6).
+# The coded codings' numbers are entropy's, which hands them to the C coder.
+CODING_CTX = entropy.CODINGS["ctx"]
+CODING_MIX = entropy.CODINGS["mix"]
+CODINGS = {CODING_RAW: "raw", CODING_CTX: "ctx", CODING_MIX: "mix"}
+CODED_MAX_K = entropy.MAX_K  # the largest K of codings 1 and 2
+# Check 9's bounds: a payload of P bytes holds fewer pixels than P times these. A
+# coding-1 pixel costs at least one coded bit (spec/CODING.md 6); a coding-2 pixel at
+# least one binary decision, narrowing the range by 65536/65520 or more, so that P bytes
+# hold at most about 22,700 P pixels (spec/CODING2.md 7).
 CTX_PIXELS_PER_BYTE = 1 << 19
+MIX_PIXELS_PER_BYTE = 1 << 15
+_PIXELS_PER_BYTE = {CODING_CTX: CTX_PIXELS_PER_BYTE, CODING_MIX: MIX_PIXELS_PER_BYTE}
 FLAG_ALPHA = 0x0001  # the flags field's only defined bit: RGBA palette entries (spec 3.1)
 HEADER_SIZE = 24
 TRAILER_SIZE = 4
@@ -72,7 +80,7 @@ def file_size(width, height, k, alpha=False):
 
 
 def coding_id(name):
-    """The header's coding number for a coding name ("raw", "ctx")."""
+    """The header's coding number for a coding name ("raw", "ctx", "mix")."""
     for number, known in CODINGS.items():
         if known == name:
             return number
@@ -96,8 +104,8 @@ class Header:
             raise ValueError(f"k must be between 1 and {MAX_K}, not {self.k}")
         if self.coding not in CODINGS:
             raise ValueError(f"unknown index coding {self.coding}")
-        if self.coding == CODING_CTX and self.k > CTX_MAX_K:
-            raise ValueError(f"coding ctx supports K up to {CTX_MAX_K}, not {self.k}")
+        if self.coding != CODING_RAW and self.k > CODED_MAX_K:
+            raise ValueError(f"coding {CODINGS[self.coding]} supports K up to {CODED_MAX_K}, not {self.k}")
 
     @property
     def bits_per_index(self):
@@ -147,8 +155,8 @@ def read_header(data):
     k = k_minus_1 + 1
     if bits != bits_per_index(k):
         raise HeaderError(f"bits per index is {bits}; K = {k} needs {bits_per_index(k)}")
-    if coding == CODING_CTX and k > CTX_MAX_K:
-        raise HeaderError(f"coding ctx allows K up to {CTX_MAX_K}, not {k}")
+    if coding != CODING_RAW and k > CODED_MAX_K:
+        raise HeaderError(f"coding {CODINGS[coding]} allows K up to {CODED_MAX_K}, not {k}")
     return Header(width, height, k, coding, alpha=bool(flags & FLAG_ALPHA))
 
 
@@ -200,8 +208,8 @@ def encode(header, palette, indices):
         raise ValueError(f"expected {header.pixel_count} indices, got {len(indices)}")
     if len(indices) and int(indices.max()) >= header.k:
         raise ValueError(f"index {int(indices.max())} is out of range for K = {header.k}")
-    if header.coding == CODING_CTX:
-        index_data = entropy.encode(indices.reshape(header.height, header.width), palette)
+    if header.coding != CODING_RAW:
+        index_data = entropy.encode(indices.reshape(header.height, header.width), palette, CODINGS[header.coding])
     else:
         index_data = bitpack.pack(indices, header.bits_per_index)
     body = header.pack() + palette.tobytes() + index_data
@@ -228,8 +236,9 @@ def decode(data, verify_checksum=True, max_pixels=PACKAGE_LIMIT):
     k, bits, count, channels = header.k, header.bits_per_index, header.pixel_count, header.channels
     palette = np.frombuffer(body, dtype=np.uint8, count=channels * k, offset=HEADER_SIZE).reshape(k, channels)
     index_data = body[HEADER_SIZE + channels * k :]
-    if header.coding == CODING_CTX:
-        return header, palette.copy(), entropy.decode(index_data, palette, header.width, header.height)
+    if header.coding != CODING_RAW:
+        indices = entropy.decode(index_data, palette, header.width, header.height, coding=CODINGS[header.coding])
+        return header, palette.copy(), indices
     spare_bits = 8 * len(index_data) - count * bits
     if spare_bits and index_data[-1] & ((1 << spare_bits) - 1):
         raise PaddingError(f"the {spare_bits} padding bits of the last byte are not zero")
@@ -246,8 +255,9 @@ def decode(data, verify_checksum=True, max_pixels=PACKAGE_LIMIT):
 
 def check_length(header, length):
     """Check 9: a file of `length` bytes can hold what `header` declares. For raw coding
-    the length is exact; for coding 1 (spec/CODING.md 6) there must be room for the 5
-    bytes every payload starts with, and no more pixels than the payload can hold.
+    the length is exact; for codings 1 and 2 (spec/CODING.md 6, spec/CODING2.md 7) there
+    must be room for the 5 bytes every payload starts with, and no more pixels than the
+    payload can hold.
     Needs only the length, so a reader can check it before reading the file."""
     if header.coding == CODING_RAW:
         expected = header.file_size
@@ -262,7 +272,7 @@ def check_length(header, length):
             f"truncated: file is {length} bytes, a coded file with K = {header.k} needs at least "
             f"{OVERHEAD + palette_size + 5}"
         )
-    if header.pixel_count > CTX_PIXELS_PER_BYTE * payload:
+    if header.pixel_count > _PIXELS_PER_BYTE[header.coding] * payload:
         raise LengthError(
             f"truncated: {payload} bytes of coded index data cannot hold "
             f"{header.width} x {header.height} pixels"

@@ -24,9 +24,10 @@ DEFAULT_K = 64
 _PALETTE_FORMATS = {"PNG", "GIF", "BMP", "TIFF"}
 # Samples compared at a time when measuring an error: the temporaries stay small.
 _CHUNK = 1 << 20
-# Up to this many pixels size_with("ctx") codes the whole image (coding 1 runs at about
-# 12 MP/s, as slow as quantizing at K=256); above, a sixteenth of the rows in 16 bands.
-EXACT_CTX_PIXELS = 1 << 20
+# Up to this many pixels size_with("ctx") (or "mix") codes the whole image (each costs
+# about as much as quantizing at K=256, mix more); above, a sixteenth of the rows in 16
+# bands.
+EXACT_CODED_PIXELS = 1 << 20
 _BANDS = 16
 # Bytes a pixel that quantizing needs on top of the pixels: each pixel's colour number
 # (uint32) and its label (uint16).
@@ -39,8 +40,8 @@ class KmzImage:
     """A decoded or freshly encoded .kmz image: `palette` (K, 3) uint8, or (K, 4) RGBA
     for an image with transparency, and `indices` (H, W) uint16, each index naming a
     palette entry. `coding` names how tobytes() writes the indices: "raw" (bit-packed,
-    the default) or "ctx"
-    (context-modelled and range-coded, spec/CODING.md)."""
+    the default), "ctx" (context-modelled and range-coded, spec/CODING.md) or "mix"
+    (context mixing and a match model, smaller and slower, spec/CODING2.md)."""
 
     # How encode() chose K for a quality target (a targets.TargetResult); None otherwise.
     target = None
@@ -72,7 +73,7 @@ class KmzImage:
 
     @property
     def coding(self):
-        """The index coding tobytes() writes: "raw" or "ctx"."""
+        """The index coding tobytes() writes: "raw", "ctx" or "mix"."""
         return fmt.CODINGS[self.header.coding]
 
     @coding.setter
@@ -116,14 +117,15 @@ class KmzImage:
 
     def size_with(self, coding):
         """(bytes, exact): the .kmz file's size were it written with `coding`. Exact for
-        raw (a formula) and for ctx up to EXACT_CTX_PIXELS; above that, estimated from
-        16 evenly spaced bands of rows holding a sixteenth of the pixels, in a sixteenth
-        of the time: within a few per cent on photos, and rather over than under (the
-        model learns as it codes, and a sample gives it less to learn from)."""
+        raw (a formula), and for ctx and mix up to EXACT_CODED_PIXELS; above that,
+        estimated from 16 evenly spaced bands of rows holding a sixteenth of the pixels,
+        in a sixteenth of the time: for ctx within a few per cent on photos, and rather
+        over than under (the models learn as they code, and a sample gives them less to
+        learn from); for mix further over, since its mixer and match model learn slower."""
         fixed = fmt.OVERHEAD + self.channels * self.k
         if fmt.coding_id(coding) == fmt.CODING_RAW:
             return self.header.file_size, True
-        if self.width * self.height <= EXACT_CTX_PIXELS:
+        if self.width * self.height <= EXACT_CODED_PIXELS:
             return len(KmzImage(self.palette, self.indices, coding).tobytes()), True
         rows = max(1, self.height // _BANDS**2)
         tops = np.linspace(0, self.height - rows, _BANDS).astype(int)
@@ -207,7 +209,7 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
            max_pixels=fmt.PACKAGE_LIMIT):
     """Quantize an image to at most k colours (default 64): `image` is a path, a PIL image
     or an (H, W, 3) or (H, W, 4) (straight RGBA) uint8 array. Returns a KmzImage;
-    `.save(path)` writes it, its indices coded as `coding` says ("raw" or "ctx").
+    `.save(path)` writes it, its indices coded as `coding` says ("raw", "ctx" or "mix").
 
     An image with transparency gets an RGBA palette, quantized for the error seen over
     black and over white (docs/transparency.md); an alpha of 255 everywhere is dropped.
@@ -239,8 +241,8 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
         raise ValueError("give one quality target: psnr or max_bytes, not both")
     if space not in SPACES:
         raise ValueError(f"space must be one of {', '.join(SPACES)}, not {space!r}")
-    if fmt.coding_id(coding) == fmt.CODING_CTX and k is not None and k > fmt.CTX_MAX_K:
-        raise ValueError(f"coding ctx supports K up to {fmt.CTX_MAX_K}, not {k}")
+    if fmt.coding_id(coding) != fmt.CODING_RAW and k is not None and k > fmt.CODED_MAX_K:
+        raise ValueError(f"coding {coding} supports K up to {fmt.CODED_MAX_K}, not {k}")
     if dither and k is not None and k > 256:
         raise ValueError(f"dithering needs k <= 256, not {k}")
     if isinstance(image, (str, os.PathLike)):

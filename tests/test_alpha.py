@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import kmz
-from kmz import _ctx, io
+from kmz import _coding, io
 from kmz import format as fmt
 from kmz.cli import main
 from kmz.colour import composite_to_rgba, rgba_to_composite
@@ -86,13 +86,14 @@ def test_quantizer_keeps_a_transparent_entry_and_is_deterministic():
         quantize(pixels, 8, space="oklab")
 
 
-@pytest.mark.parametrize("coding", ["raw", "ctx"])
+@pytest.mark.parametrize("coding", ["raw", "ctx", "mix"])
 def test_icon_round_trip_through_the_file(coding):
     rgba = icon()
     image = kmz.encode(rgba, k=16, coding=coding)
     data = image.tobytes()
     assert data[10:12] == b"\x00\x01"  # flags: alpha
     decoded = kmz.frombytes(data)
+    assert decoded.coding == coding
     assert decoded.palette.shape == (image.k, 4) and decoded.to_array().shape == (24, 24, 4)
     assert np.array_equal(decoded.to_array(), image.to_array())
     assert (decoded.to_array()[rgba[..., 3] == 0] == 0).all()  # clear stays clear (and nearly clear may join it)
@@ -124,7 +125,7 @@ def test_ctx_order_ranks_by_the_composite_distance():
     u = (2 * p[:, :3] - 255) * p[:, 3:]
     w = 255 * p[:, 3]
     for ref in (0, 7, 13, 49):
-        _ctx.order(palette, ref, order)
+        _coding.order(palette, ref, order)
         distance = ((u - u[ref]) ** 2).sum(axis=1) + 3 * (w - w[ref]) ** 2
         assert order.tolist() == np.lexsort((np.arange(50), distance)).tolist()
 
@@ -220,10 +221,11 @@ def test_pillow_plugin_opens_and_saves_rgba(tmp_path):
         assert image.mode == "RGBA" and np.array_equal(np.asarray(image), big.to_array())
 
 
-def test_cli_encode_decode_info_keep_transparency(tmp_path, capsys):
+@pytest.mark.parametrize("coding", ["ctx", "mix"])
+def test_cli_encode_decode_info_keep_transparency(tmp_path, capsys, coding):
     source = tmp_path / "icon.png"
     Image.fromarray(icon(), "RGBA").save(source)
-    assert main(["encode", str(source), "-k", "16", "--coding", "ctx"]) == 0
+    assert main(["encode", str(source), "-k", "16", "--coding", coding]) == 0
     assert "formula 32K + N*b" in capsys.readouterr().out
     assert main(["decode", str(source.with_suffix(".kmz")), "-o", str(tmp_path / "out.png")]) == 0
     with Image.open(tmp_path / "out.png") as png:
@@ -233,7 +235,7 @@ def test_cli_encode_decode_info_keep_transparency(tmp_path, capsys):
     capsys.readouterr()
     assert main(["info", "--json", str(source.with_suffix(".kmz"))]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["channels"] == "RGBA" and info["palette_bits"] == 32 * info["k"]
+    assert info["channels"] == "RGBA" and info["palette_bits"] == 32 * info["k"] and info["coding"] == coding
     assert main(["info", str(source.with_suffix(".kmz"))]) == 0
     assert "channels        RGBA (4 bytes per palette entry)" in capsys.readouterr().out
 

@@ -236,6 +236,7 @@ def test_cli_batch_decode_round_trip(tmp_path, capsys):
     [
         (["--decode", "-k", "8", "--coding", "ctx"], "--decode takes no encoding options, not -k, --coding"),
         (["--coding", "ctx", "-k", "5000"], "--coding ctx supports K up to 4096, not 5000"),
+        (["--coding", "mix", "-k", "4097"], "--coding mix supports K up to 4096, not 4097"),
         (["--dither", "-k", "300"], "--dither needs K <= 256, not 300"),
         (["--psnr", "30", "--max-bytes", "100"], "argument --max-bytes: not allowed with argument --psnr"),
         (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "--workers is for the local pool"),
@@ -354,6 +355,7 @@ def test_an_output_that_is_not_a_regular_file_is_never_replaced(tmp_path):
         ["--space", "oklab", "--dither", "-k", "6", "--background", "white"],
         ["--psnr", "30", "--background", "white"],
         ["--max-bytes", "300", "--coding", "ctx", "--background", "white"],
+        ["--max-bytes", "300", "--coding", "mix", "-k", "40", "--background", "white"],
         ["--frame", "1", "--background", "#102030", "-k", "4"],
     ],
 )

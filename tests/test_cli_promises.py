@@ -197,15 +197,16 @@ def test_read_kmz_from_a_stream_reads_only_what_the_header_implies(photo_kmz):
 
 
 def test_streams_of_unknown_length_are_read_to_their_end(photo, tmp_path, capsys, monkeypatch):
-    # A pipe has no size: an image, or a ctx-coded .kmz (whose length its header does
-    # not fix), is read to the end of the stream.
+    # A pipe has no size: an image, or a coded .kmz (whose length its header does not
+    # fix), is read to the end of the stream.
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(photo.read_bytes())))
     assert run(capsys, "encode", "-", "-k", "8", "-o", tmp_path / "a.kmz")[0] == 0
     assert (tmp_path / "a.kmz").read_bytes() == kmz.encode(photo, k=8).tobytes()
-    ctx = kmz.encode(photo, k=8, coding="ctx").tobytes()
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(ctx)))
-    status, out, _ = run(capsys, "info", "-", "--json")
-    assert status == 0 and json.loads(out)["file_bytes"] == len(ctx) and json.loads(out)["coding"] == "ctx"
+    for coding in ("ctx", "mix"):
+        coded = kmz.encode(photo, k=8, coding=coding).tobytes()
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(coded)))
+        status, out, _ = run(capsys, "info", "-", "--json")
+        assert status == 0 and json.loads(out)["file_bytes"] == len(coded) and json.loads(out)["coding"] == coding
 
 
 def test_a_stream_larger_than_memory_is_refused(photo, monkeypatch):
@@ -377,20 +378,23 @@ def test_encode_says_when_ctx_would_be_smaller_with_its_exact_size(capsys, tmp_p
     ctx = len(kmz.encode(graphic, k=16, coding="ctx").tobytes())
     assert status == 0 and out.endswith(f"; --coding ctx would write {ctx:,} bytes\n")
     assert ctx < graphic.with_suffix(".kmz").stat().st_size
-    # Already ctx, or ctx no smaller (noise): no hint.
-    status, out, _ = run(capsys, "encode", graphic, "-k", "16", "--coding", "ctx", "-o", tmp_path / "c.kmz")
-    assert status == 0 and "would write" not in out
+    # Already coded, or ctx no smaller (noise): no hint.
+    for coding in ("ctx", "mix"):
+        status, out, _ = run(capsys, "encode", graphic, "-k", "16", "--coding", coding, "-o", tmp_path / "c.kmz",
+                             "--force")
+        assert status == 0 and "would write" not in out and f", coding {coding} (raw: " in out
     noise = tmp_path / "noise.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (16, 16), dtype=np.uint8)).save(noise)
     status, out, _ = run(capsys, "encode", noise, "-k", "256")
     assert status == 0 and "would write" not in out
 
 
-def test_large_images_get_an_estimate_from_a_sample(monkeypatch):
+@pytest.mark.parametrize("coding, over", [("ctx", 1.5), ("mix", 2.5)])  # mix's models learn slower
+def test_large_images_get_an_estimate_from_a_sample(monkeypatch, coding, over):
     image = kmz.encode(np.asarray(Image.open(PHOTO).convert("RGB")), k=64)
-    exact = len(kmz.KmzImage(image.palette, image.indices, "ctx").tobytes())
-    assert image.size_with("ctx") == (exact, True)
+    exact = len(kmz.KmzImage(image.palette, image.indices, coding).tobytes())
+    assert image.size_with(coding) == (exact, True)
     assert image.size_with("raw") == (len(image.tobytes()), True)
-    monkeypatch.setattr(kmz.image, "EXACT_CTX_PIXELS", 1000)
-    estimate, exact_now = image.size_with("ctx")
-    assert not exact_now and 0.8 * exact < estimate < 1.5 * exact
+    monkeypatch.setattr(kmz.image, "EXACT_CODED_PIXELS", 1000)
+    estimate, exact_now = image.size_with(coding)
+    assert not exact_now and 0.8 * exact < estimate < over * exact

@@ -1,5 +1,5 @@
-"""The compiled ctx coder (kmz._ctx) within a process: it runs without the GIL, so
-threads code in parallel, and it stops promptly on Ctrl-C."""
+"""The compiled coders of codings 1 and 2 (kmz._coding) within a process: they run
+without the GIL, so threads code in parallel, and they stop promptly on Ctrl-C."""
 
 import signal
 import subprocess
@@ -15,25 +15,29 @@ import pytest
 from kmz import entropy
 
 ROOT = Path(__file__).resolve().parents[1]
+CODED = ["ctx", "mix"]
 
-# Noise at K = 4096: every pixel an escape with a long rank, the slowest pixels to code
-# (about 4 s for 12 MP each way), so a kernel that did not poll for Ctrl-C would answer
-# it seconds late. The decoder gets the whole image in one call.
+# Noise at K = 4096: for ctx every pixel an escape with a long rank, for mix 12 coded
+# bits, the slowest pixels to code, so a kernel that did not poll for Ctrl-C would
+# answer it seconds late: about 4 s for ctx's 12 MP each way, several for mix's 2 MP
+# (mix is the slower coder). The decoder gets the whole image in one call.
+CHILD_SHAPES = {"ctx": (3000, 4000), "mix": (1000, 2000)}
 INTERRUPTED_CHILD = textwrap.dedent(
     """
     import sys, time
     import numpy as np
     from kmz import entropy
 
+    direction, coding, height, width = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     rng = np.random.default_rng(0)
-    indices = rng.integers(0, 4096, (3000, 4000)).astype(np.uint16)
+    indices = rng.integers(0, 4096, (height, width)).astype(np.uint16)
     palette = rng.integers(0, 256, (4096, 3)).astype(np.uint8)
-    if sys.argv[1] == "decode":
-        payload = entropy.encode(indices, palette)
+    if direction == "decode":
+        payload = entropy.encode(indices, palette, coding)
         entropy.CHUNK = indices.size
-        work = lambda: entropy.decode(payload, palette, 4000, 3000)
+        work = lambda: entropy.decode(payload, palette, width, height, coding=coding)
     else:
-        work = lambda: entropy.encode(indices, palette)
+        work = lambda: entropy.encode(indices, palette, coding)
     print("ready", flush=True)
     try:
         while True:
@@ -45,10 +49,11 @@ INTERRUPTED_CHILD = textwrap.dedent(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("coding", CODED)
 @pytest.mark.parametrize("direction", ["encode", "decode"])
-def test_ctrl_c_stops_the_coder_promptly(direction):
+def test_ctrl_c_stops_the_coder_promptly(direction, coding):
     child = subprocess.Popen(
-        [sys.executable, "-c", INTERRUPTED_CHILD, direction],
+        [sys.executable, "-c", INTERRUPTED_CHILD, direction, coding, *map(str, CHILD_SHAPES[coding])],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -68,18 +73,19 @@ def test_ctrl_c_stops_the_coder_promptly(direction):
     assert latency < 1.5
 
 
-def test_threads_decode_in_parallel():
+@pytest.mark.parametrize("coding", CODED)
+def test_threads_decode_in_parallel(coding):
     rng = np.random.default_rng(5)
     palette = rng.integers(0, 256, (64, 3)).astype(np.uint8)
-    images = [np.repeat(rng.integers(0, 64, (300, 40)), 10, axis=1) for _ in range(4)]
-    payloads = [entropy.encode(indices, palette) for indices in images]
+    images = [np.repeat(rng.integers(0, 64, (100, 40)), 10, axis=1) for _ in range(4)]
+    payloads = [entropy.encode(indices, palette, coding) for indices in images]
     start = threading.Barrier(len(images))
     results = [None] * len(images)
 
     def decode(n):
         start.wait()
-        for _ in range(5):
-            results[n] = entropy.decode(payloads[n], palette, 400, 300)
+        for _ in range(3):
+            results[n] = entropy.decode(payloads[n], palette, 400, 100, coding=coding)
 
     threads = [threading.Thread(target=decode, args=(n,)) for n in range(len(images))]
     for thread in threads:
@@ -91,16 +97,19 @@ def test_threads_decode_in_parallel():
 
 
 @pytest.mark.slow
-def test_decoding_releases_the_gil(monkeypatch):
+@pytest.mark.parametrize("coding, shape", [("ctx", (2000, 3000)), ("mix", (500, 1000))], ids=CODED)  # about 1 s each
+def test_decoding_releases_the_gil(monkeypatch, coding, shape):
     # One kernel call decodes the whole image; meanwhile this thread keeps running. Were
     # the GIL held, it would stall for the whole call.
     rng = np.random.default_rng(6)
     palette = rng.integers(0, 256, (256, 3)).astype(np.uint8)
-    indices = rng.integers(0, 256, (2000, 3000))
-    payload = entropy.encode(indices, palette)
+    indices = rng.integers(0, 256, shape)
+    payload = entropy.encode(indices, palette, coding)
     monkeypatch.setattr(entropy, "CHUNK", indices.size)
     result = []
-    worker = threading.Thread(target=lambda: result.append(entropy.decode(payload, palette, 3000, 2000)))
+    height, width = shape
+    worker = threading.Thread(target=lambda: result.append(entropy.decode(payload, palette, width, height,
+                                                                          coding=coding)))
     began = time.perf_counter()
     worker.start()
     ticks = [began]

@@ -129,7 +129,7 @@ def _checks():
         ("signature, short file", b"GIF8", SignatureError, "not a .kmz file"),
         ("shorter than the header", base[:23], LengthError, "truncated"),
         ("version", rewrite(base, 8, b"\x00"), VersionError, "unknown format version 0"),
-        ("coding", rewrite(base, 9, b"\x02"), HeaderError, "unknown index coding 2"),
+        ("coding", rewrite(base, 9, b"\x03"), HeaderError, "unknown index coding 3"),
         ("reserved u16", rewrite(base, 10, b"\x80\x00"), HeaderError, "reserved"),
         ("reserved u8", rewrite(base, 23, b"\x01"), HeaderError, "reserved"),
         ("width 0", rewrite(base, 12, b"\0\0\0\0"), HeaderError, "width is 0"),

@@ -1,6 +1,7 @@
 """The Pillow plugin, through Pillow's public API only."""
 
 import io
+import zlib
 
 import numpy as np
 import pytest
@@ -45,6 +46,23 @@ def test_load_gives_the_decoded_pixels_and_palette(kmz_file):
         assert np.array_equal(np.asarray(im), expected.indices)
         assert im.getpalette() == expected.palette.reshape(-1).tolist()
         assert np.array_equal(np.asarray(im.convert("RGB")), expected.to_array())
+
+
+@pytest.mark.parametrize("coding", ["ctx", "mix"])
+def test_coded_files_save_open_and_load(tmp_path, coding):
+    path = tmp_path / "x.kmz"
+    picture().save(path, k=8, coding=coding)
+    expected = kmz.open(path)
+    assert expected.coding == coding
+    with Image.open(path) as im:
+        assert (im.format, im.mode, im.size, im.info["k"]) == ("KMZ", "P", (24, 16), 8)
+        assert np.array_equal(np.asarray(im), expected.indices)
+        assert np.array_equal(np.asarray(im.convert("RGB")), expected.to_array())
+    body = path.read_bytes()[:-5]  # a payload byte short, with a valid checksum
+    with Image.open(io.BytesIO(body + zlib.crc32(body).to_bytes(4, "big"))) as im:
+        with pytest.raises(OSError, match=r"^damaged \.kmz file: truncated: the coded index data ends") as caught:
+            im.load()
+    assert isinstance(caught.value.__cause__, kmz.LengthError)
 
 
 def test_more_than_256_colours_open_as_rgb(tmp_path):

@@ -83,6 +83,19 @@ def test_max_bytes_target_chooses_the_maximal_k(pixels, brute_force):
         assert len(image.tobytes()) == image.target.reached <= budget
 
 
+@pytest.mark.parametrize("coding", ["ctx", "mix"])
+def test_max_bytes_target_measures_coded_sizes(pixels, coding):
+    # A coded file's size does not follow from K: each K tried is coded and measured,
+    # and the guarantee is the raw one's, on those sizes.
+    sizes = {k: len(kmz.encode(pixels, k=k, coding=coding).tobytes()) for k in range(1, K_MAX + 1)}
+    for budget in (sizes[3], sizes[9] + 1, sizes[K_MAX]):
+        image = kmz.encode(pixels, max_bytes=budget, k=K_MAX, coding=coding)
+        k = image.target.k
+        assert (image.coding, image.target.met, image.k) == (coding, True, k)
+        assert len(image.tobytes()) == image.target.reached == sizes[k] <= budget
+        assert k == K_MAX or sizes[k + 1] > budget
+
+
 def test_an_unreachable_psnr_gives_the_closest_k(pixels, brute_force):
     image = kmz.encode(pixels, psnr=99, k=K_MAX)
     best = max(brute_force[k][0] for k in (1, 2, 4, 8, K_MAX))

@@ -1,5 +1,6 @@
 """Every vector of spec/vectors: good files decode to the pixels their listing and PNG
-hold; bad files raise the error bad/README.md names; regenerating gives the same bytes."""
+hold; bad files raise the error bad/README.md names; regenerating gives the same bytes.
+The same for the coded vectors, spec/vectors/coded (coding 1) and coded/mix (coding 2)."""
 
 import importlib.util
 import re
@@ -16,6 +17,27 @@ from kmz import format as fmt
 VECTORS = Path(__file__).resolve().parents[1] / "spec" / "vectors"
 GOOD = sorted((VECTORS / "good").glob("*.kmz"))
 BAD_README = VECTORS / "bad" / "README.md"
+CODED = {"ctx": VECTORS / "coded", "mix": VECTORS / "coded" / "mix"}
+
+
+def _load(path):
+    """A vector script as a module, to run its main() into another folder."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _same_files(made, committed, relatives):
+    """Each of `relatives` is the same in both folders (for a PNG, the same pixels: PNG
+    bytes depend on the zlib version)."""
+    for relative in relatives:
+        new, old = made / relative, committed / relative
+        if relative.suffix == ".png":
+            with Image.open(new) as a, Image.open(old) as b:
+                assert a.mode == b.mode and (np.asarray(a.convert("RGBA")) == np.asarray(b.convert("RGBA"))).all()
+        else:
+            assert new.read_bytes() == old.read_bytes(), relative
 
 
 def read_listing(path):
@@ -89,19 +111,82 @@ def test_bad_vectors_fail_only_their_own_check():
 
 
 def test_regenerating_gives_the_committed_vectors(tmp_path):
-    spec = importlib.util.spec_from_file_location("make_vectors", VECTORS / "make_vectors.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(tmp_path)
+    _load(VECTORS / "make_vectors.py").main(tmp_path)
     made = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     kinds = (".kmz", ".txt", ".png", ".md")
     committed = sorted(p.relative_to(VECTORS) for folder in ("good", "bad") for p in (VECTORS / folder).rglob("*")
                        if p.is_file() and p.suffix in kinds)
     assert made == committed
-    for relative in made:
-        new, old = tmp_path / relative, VECTORS / relative
-        if relative.suffix == ".png":  # PNG bytes depend on the zlib version; the pixels do not
-            with Image.open(new) as a, Image.open(old) as b:
-                assert a.mode == b.mode and (np.asarray(a.convert("RGBA")) == np.asarray(b.convert("RGBA"))).all()
-        else:
-            assert new.read_bytes() == old.read_bytes(), relative
+    _same_files(tmp_path, VECTORS, made)
+
+
+# The coded vectors -------------------------------------------------------------------
+
+
+def read_coded_listing(path):
+    """The header fields, palette and indices a coded vector's .txt lists."""
+    text = path.read_text().splitlines()
+    fields = dict(line.split(" ", 1) for line in text[1:6])
+    title = next(line for line in text if line.startswith("palette (index: "))
+    start = text.index(title) + 1
+    k = int(fields["k"])
+    palette = [list(map(int, line.split(": ")[1].split(","))) for line in text[start : start + k]]
+    rows = text[text.index("indices (one image row per line)") + 1 :]
+    return {name: int(value) for name, value in fields.items()}, palette, [list(map(int, row.split())) for row in rows]
+
+
+@pytest.mark.parametrize("coding", CODED)
+def test_coded_vectors_cover_what_the_codings_ask(coding):
+    fields = [read_coded_listing(p.with_suffix(".txt"))[0] for p in CODED[coding].glob("*.kmz")]
+    assert {1, 2, 3, 5, 40, 300} <= {f["k"] for f in fields}  # 3, 5, 40 and 300: not powers of two
+    assert {1} <= {f["width"] for f in fields} and {1} <= {f["height"] for f in fields}
+    assert any(f["width"] > 32 for f in fields)  # wider than coding 2's match context
+    assert any(p.read_bytes()[11] & fmt.FLAG_ALPHA for p in CODED[coding].glob("*.kmz"))  # an RGBA palette
+    bad = {p.stem for p in (CODED[coding] / "bad").glob("*.kmz")}
+    out_of_range = "rank-out-of-range" if coding == "ctx" else "position-out-of-range"
+    assert {"payload-bad-start", "payload-short", "payload-trailing", "payload-four-bytes", out_of_range,
+            "k-above-4096", "too-many-pixels"} <= bad
+
+
+@pytest.mark.parametrize("coding", CODED)
+def test_coded_good_vectors_decode_to_their_listing_and_png(coding):
+    paths = sorted(CODED[coding].glob("*.kmz"))
+    assert len(paths) >= 9
+    for path in paths:
+        fields, palette, indices = read_coded_listing(path.with_suffix(".txt"))
+        data = path.read_bytes()
+        header, decoded_palette, decoded = fmt.decode(data)
+        assert (header.width, header.height, header.k, header.coding) == (
+            fields["width"], fields["height"], fields["k"], fmt.coding_id(coding))
+        assert fields["payload_bytes"] == len(data) - fmt.OVERHEAD - header.channels * header.k
+        assert decoded_palette.tolist() == palette
+        assert decoded.tolist() == indices
+        # An encoder following the spec writes the same bytes.
+        assert kmz.KmzImage(np.array(palette, np.uint8), np.array(indices), coding).tobytes() == data
+        with Image.open(path.with_suffix(".png")) as png:
+            mode = "RGBA" if header.alpha else "RGB"
+            assert (np.asarray(png.convert(mode)) == np.array(palette, np.uint8)[decoded]).all()
+
+
+@pytest.mark.parametrize("coding", CODED)
+def test_coded_bad_vectors_raise_their_listed_error(coding):
+    readme = (CODED[coding] / "bad" / "README.md").read_text()
+    expected = dict(re.findall(r"^\| (\S+\.kmz) \| (\w+) \|", readme, re.M))
+    assert sorted(expected) == sorted(p.name for p in (CODED[coding] / "bad").glob("*.kmz"))
+    for name, error in expected.items():
+        data = (CODED[coding] / "bad" / name).read_bytes()
+        assert data[9] == fmt.coding_id(coding)
+        for verify in (True, False):  # the checksum is valid: the listed rule is what fails
+            with pytest.raises(kmz.FormatError) as info:
+                fmt.decode(data, verify_checksum=verify)
+            assert type(info.value) is getattr(errors, error), name
+
+
+def test_regenerating_gives_the_committed_coded_vectors(tmp_path):
+    # Coding 2's model may still change; after a change, make_coded_vectors.py rewrites them.
+    _load(CODED["ctx"] / "make_coded_vectors.py").main(tmp_path)
+    made = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    committed = sorted(p.relative_to(CODED["ctx"]) for p in CODED["ctx"].rglob("*")
+                       if p.is_file() and p.suffix in (".kmz", ".txt", ".png", ".md"))
+    assert made == committed
+    _same_files(tmp_path, CODED["ctx"], made)

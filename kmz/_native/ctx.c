@@ -6,6 +6,7 @@
  * branches on the (unpredictable) coded values where it can.
  */
 #include "ctx.h"
+#include "rangecoder.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,7 @@
  *        |         |                 j = 0..3  |  + n - 1) + s | + node      |
  *        `---------'---------------------------'---------------'-------------'
  */
-#define PROB_BITS 16
+#define PROB_BITS KMZ_RANGE_PROB_BITS
 #define PROB_HALF (1 << (PROB_BITS - 1))
 #define RATE_LIMIT 30 /* a count saturates here: the slowest rate is 1/32 */
 #define PATTERNS (64 * 5 * 4) /* equality mask x escaped neighbours x far bits */
@@ -34,7 +35,6 @@
 
 #define ESCAPE_FIRST 2      /* 4.2: with this many escaped neighbours, "escape?" comes first */
 #define MODELLED_MANTISSA 2 /* 4.3: mantissa bits with a cell; the rest are uniform */
-#define TOP (1u << 24)      /* 5: the range is renormalised below this */
 
 /* 5.3: the bytes one pixel can add to the payload. A pixel codes at most 18 adaptive
  * bits (4 choices, 12 bucket, 2 mantissa), each narrowing the range at most 2^11.1
@@ -248,102 +248,17 @@ static inline view look(const uint16_t *row, const uint16_t *up_row, const uint1
     return v;
 }
 
-/* 5. The range coder -------------------------------------------------------------------
- *
- *   .- payload ------------------------------------------------------------------.
- *   | byte 0 | bytes 1-4                      | bytes 5 ...                      |
- *   |   0    | code, u32 big-endian,          | one byte per normalisation,      |
- *   |        | not 0xFFFFFFFF                 | most significant first           |
- *   `----------------------------------------------------------------------------'
- *
- * 5.3 Encoder: `low` (up to 33 bits) and `range`; the top byte of `low` leaves through
- * `cache`, with `pending` bytes held back while a carry may still reach them. */
-typedef struct {
-    uint64_t low, range;
-    uint32_t cache;
-    int64_t pending, pos, capacity;
-    uint8_t *out;
-} range_encoder;
-
-/* 5.3 Shift: every byte written is one a carry can no longer change. */
-static inline void shift_low(range_encoder *e) {
-    if (e->low < 0xFF000000u || e->low > 0xFFFFFFFFu) {
-        uint32_t carry = (uint32_t)(e->low >> 32);
-        e->out[e->pos++] = (uint8_t)(e->cache + carry);
-        for (; e->pending > 1; e->pending--)
-            e->out[e->pos++] = (uint8_t)(0xFF + carry);
-        e->pending = 0;
-        e->cache = (uint32_t)(e->low >> 24) & 0xFF;
-    }
-    e->pending++;
-    e->low = (e->low & 0x00FFFFFF) << 8;
-}
-
-/* 5.3 A bit in a cell. */
-static inline void put(range_encoder *e, model *m, int cell, int bit) {
-    uint64_t bound = (e->range >> PROB_BITS) * m->probs[cell];
-    if (bit) {
-        e->low += bound;
-        e->range -= bound;
-    } else {
-        e->range = bound;
-    }
+/* 5. The range coder: rangecoder.h, shared with coding 2. A bit in a cell is coded
+ * with the cell's probability, then the cell adapts. */
+static inline void put(kmz_range_encoder *e, model *m, int cell, int bit) {
+    kmz_range_put(e, m->probs[cell], bit);
     adapt(m, cell, bit);
-    while (e->range < TOP) {
-        e->range <<= 8;
-        shift_low(e);
-    }
 }
 
-/* 5.2 The n-bit `value`, all values equally likely; the last one also gets the
- * remainder of the range, so that every code decodes to some value. */
-static inline void put_uniform(range_encoder *e, uint64_t value, int n) {
-    uint64_t step = e->range >> n;
-    e->low += value * step;
-    e->range = value == ((uint64_t)1 << n) - 1 ? e->range - value * step : step;
-    while (e->range < TOP) {
-        e->range <<= 8;
-        shift_low(e);
-    }
-}
-
-/* 5.1 Decoder: `code` stays below `range`. Past the end of the payload it reads
- * zeros and lets pos run on; the caller reports pos > end as truncation (check 12). */
-typedef struct {
-    uint64_t code, range;
-    int64_t pos, end;
-    const uint8_t *data;
-} range_decoder;
-
-/* 5.1 Normalise. */
-static inline void fetch(range_decoder *d) {
-    while (d->range < TOP) {
-        uint64_t byte = d->pos < d->end ? d->data[d->pos] : 0;
-        d->pos++;
-        d->range <<= 8;
-        d->code = (d->code << 8) | byte;
-    }
-}
-
-/* 5.1 A bit in a cell. */
-static inline int get(range_decoder *d, model *m, int cell) {
-    uint64_t bound = (d->range >> PROB_BITS) * m->probs[cell];
-    int bit = d->code >= bound;
-    d->code -= bit ? bound : 0;
-    d->range = bit ? d->range - bound : bound;
+static inline int get(kmz_range_decoder *d, model *m, int cell) {
+    int bit = kmz_range_get(d, m->probs[cell]);
     adapt(m, cell, bit);
-    fetch(d);
     return bit;
-}
-
-/* 5.2 A uniform n-bit value. */
-static inline uint64_t get_uniform(range_decoder *d, int n) {
-    uint64_t step = d->range >> n, last = ((uint64_t)1 << n) - 1;
-    uint64_t value = d->code / step < last ? d->code / step : last;
-    d->code -= value * step;
-    d->range = value == last ? d->range - value * step : step;
-    fetch(d);
-    return value;
 }
 
 /* 4. The pixel loop ------------------------------------------------------------------
@@ -372,7 +287,7 @@ int kmz_ctx_encode(const uint16_t *indices, int64_t width, int64_t height, const
     model m;
     int status = model_init(&m, palette, k, channels);
     uint8_t *esc_rows = malloc((size_t)(2 * width));
-    range_encoder e = {0, 0xFFFFFFFFu, 0, 1, 0, (width * height) / 4 + 4096, NULL};
+    kmz_range_encoder e = KMZ_RANGE_ENCODER((width * height) / 4 + 4096);
     e.out = malloc((size_t)e.capacity);
     if (!esc_rows || !e.out)
         status = KMZ_NO_MEMORY;
@@ -445,13 +360,12 @@ int kmz_ctx_encode(const uint16_t *indices, int64_t width, int64_t height, const
             }
             int rest = length - 1 - MODELLED_MANTISSA;
             if (rest > 0)
-                put_uniform(&e, (uint64_t)r & (((uint64_t)1 << rest) - 1), rest);
+                kmz_range_put_uniform(&e, (uint64_t)r & (((uint64_t)1 << rest) - 1), rest);
         }
     }
     if (status == KMZ_OK) {
         /* 5.3 End: the capacity check of the last pixel left room for these. */
-        for (int s = 0; s < 5; s++)
-            shift_low(&e);
+        kmz_range_finish(&e);
         *payload = e.out;
         *size = e.pos;
     } else {
@@ -467,7 +381,7 @@ int kmz_ctx_encode(const uint16_t *indices, int64_t width, int64_t height, const
  * few pixels costs little. */
 struct kmz_ctx_decoder {
     model model;
-    range_decoder coder;
+    kmz_range_decoder coder;
     int64_t width, height;
     int64_t x, y, done; /* the next pixel */
     int64_t columns;    /* allocated entries of each row */
@@ -543,18 +457,12 @@ int kmz_ctx_decode(kmz_ctx_decoder *d, uint16_t *indices, int64_t count, int64_t
     int status = grow_rows(d, d->y > 0 || d->x + count >= width ? width : d->x + count);
     if (status != KMZ_OK)
         return status;
-    range_decoder c = d->coder;
+    kmz_range_decoder c = d->coder;
     if (d->done == 0 && c.pos == 0) {
         /* 5.1 Start (check 11). */
-        if (c.end < 5)
-            return fail(d, KMZ_CTX_TRUNCATED, 0, pixel);
-        if (c.data[0] != 0)
-            return fail(d, KMZ_CTX_BAD_START, 0, pixel);
-        c.code = (uint64_t)c.data[1] << 24 | (uint64_t)c.data[2] << 16 | (uint64_t)c.data[3] << 8 | c.data[4];
-        if (c.code == 0xFFFFFFFFu)
-            return fail(d, KMZ_CTX_BAD_START, 0, pixel);
-        c.range = 0xFFFFFFFFu;
-        c.pos = 5;
+        int start = kmz_range_start(&c);
+        if (start != KMZ_RANGE_OK)
+            return fail(d, start == KMZ_RANGE_TRUNCATED ? KMZ_CTX_TRUNCATED : KMZ_CTX_BAD_START, 0, pixel);
     }
     model *m = &d->model;
     int64_t k = m->k, x = d->x, y = d->y, i = d->done, stop = d->done + count;
@@ -592,7 +500,7 @@ int kmz_ctx_decode(kmz_ctx_decoder *d, uint16_t *indices, int64_t count, int64_t
                 r = 2 * r + get(&c, m, (int)(MANTISSA_BASE + length * 4 + r));
             int rest = length - 1 - MODELLED_MANTISSA;
             if (rest > 0)
-                r = r << rest | (int64_t)get_uniform(&c, rest);
+                r = r << rest | (int64_t)kmz_range_get_uniform(&c, rest);
             /* Checks 12, then 13: in stream order, a read past the end comes first. */
             if (c.pos > c.end)
                 return fail(d, KMZ_CTX_TRUNCATED, i, pixel);

@@ -74,7 +74,7 @@ CASES = {
                   "unknown format version 2 (this decoder reads version 1)"),
     "version_0": (valid(version=0), "VersionError",
                   "unknown format version 0 (this decoder reads version 1)"),
-    "coding_2": (valid(coding=2), "HeaderError", "unknown index coding 2"),
+    "coding_3": (valid(coding=3), "HeaderError", "unknown index coding 3"),
     "reserved_u16": (valid(reserved=0x8000), "HeaderError", "reserved header bits are not zero"),
     "reserved_u8": (valid(reserved2=1), "HeaderError", "reserved header bits are not zero"),
     "width_zero": (valid(width=0), "HeaderError", "width is 0; it must be between 1 and 2147483647"),
@@ -103,6 +103,9 @@ CASES = {
                            "index 6 at pixel (1, 2) is out of range for K = 5"),
     # Coding 1 (spec/CODING.md): a payload whose first byte is not 0.
     "ctx_payload_start": (with_crc(header(coding=1) + PALETTE + b"\x01\0\0\0\0"), "PayloadError",
+                          "the coded index data has an illegal start (spec/CODING.md 5.1)"),
+    # Coding 2 (spec/CODING2.md) starts its payload as coding 1 does.
+    "mix_payload_start": (with_crc(header(coding=2) + PALETTE + b"\x01\0\0\0\0"), "PayloadError",
                           "the coded index data has an illegal start (spec/CODING.md 5.1)"),
 }
 

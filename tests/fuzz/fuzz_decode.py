@@ -1,19 +1,21 @@
-"""Coverage-guided fuzzing of the .kmz decoder, both index codings, with atheris (libFuzzer).
+"""Coverage-guided fuzzing of the .kmz decoder, every index coding, with atheris (libFuzzer).
 
     pip install atheris
     mkdir -p /tmp/kmz-corpus
     python tests/fuzz/fuzz_decode.py /tmp/kmz-corpus tests/fuzz/seeds tests/bad -max_total_time=600
 
 libFuzzer adds the inputs that reach new code to the first folder and reads the others
-as seeds: tests/fuzz/seeds/ holds valid files of coding 0 (raw-*) and coding 1 (ctx-*).
+as seeds: tests/fuzz/seeds/ holds valid files of coding 0 (raw-*), coding 1 (ctx-*) and
+coding 2 (mix-*).
 Decoding may raise only KmzError; anything else (or a hang, or running out of memory)
 is a finding, saved as crash-<sha1> (timeout-, oom-). Add each finding to
 tests/bad/make_bad.py so it stays a regression test.
 
 A file that decodes must hold what the encoder would write for its pixels. A raw file
-must be byte for byte the encoder's (the format leaves it no freedom). A ctx file need
-not be, since the range coder's last bytes have slack; the encoder's file for the same
-header, palette and indices must decode, checksum included, to exactly them.
+must be byte for byte the encoder's (the format leaves it no freedom). A coded file
+(ctx or mix) need not be, since the range coder's last bytes have slack; the encoder's
+file for the same header, palette and indices must decode, checksum included, to
+exactly them.
 
 The checksum is skipped so that mutated files reach the checks behind it; the pixel
 limit is 2^20 so that a header declaring a huge K = 1 image (which needs no index
@@ -28,7 +30,7 @@ import atheris
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-# All of kmz's Python is traced; the per-pixel loops are C (kmz._ctx, kmz._kmeans),
+# All of kmz's Python is traced; the per-pixel loops are C (kmz._coding, kmz._kmeans),
 # which atheris cannot trace.
 with atheris.instrument_imports(include=["kmz"]):
     import numpy as np
@@ -57,7 +59,7 @@ def test_one_input(data):
         return
     header2, palette2, indices2 = fmt.decode(again, max_pixels=MAX_PIXELS)
     if header2 != header or not np.array_equal(palette2, palette) or not np.array_equal(indices2, indices):
-        raise AssertionError("a ctx file that decodes holds other pixels than the encoder's file for them")
+        raise AssertionError("a coded file that decodes holds other pixels than the encoder's file for them")
 
 
 def main():

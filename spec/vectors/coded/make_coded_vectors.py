@@ -1,10 +1,13 @@
-"""Regenerate the coding-1 test vectors of spec/CODING.md section 8.
+"""Regenerate the test vectors of coding 1 (spec/CODING.md section 8), here, and of
+coding 2 (spec/CODING2.md), in mix/.
 
     python spec/vectors/coded/make_coded_vectors.py    (from the project root)
 
-Good vectors: NAME.kmz, NAME.txt (header, palette, indices row by row), NAME.png.
-Bad vectors: bad/DEFECT.kmz, each breaking one rule of CODING.md section 6, with the
-checksum made valid so that the rule itself is what a decoder trips on.
+Both codings code the same images. Good vectors: NAME.kmz, NAME.txt (header, palette,
+indices row by row), NAME.png. Bad vectors: bad/DEFECT.kmz, each breaking one rule of
+CODING.md section 6 (CODING2.md section 7 for coding 2), with the checksum made valid
+so that the rule itself is what a decoder trips on. Coding 2's model may still change:
+rerun this after each change to it (tests/test_vectors.py fails until then).
 """
 
 import struct
@@ -19,6 +22,10 @@ sys.path.insert(0, str(HERE.parents[2]))
 
 from kmz import format as fmt  # noqa: E402
 from kmz.image import KmzImage  # noqa: E402
+
+FOLDERS = {"ctx": ".", "mix": "mix"}  # each coding's vectors, under this folder
+SPECS = {"ctx": "spec/CODING.md section 6", "mix": "spec/CODING2.md section 7"}
+PIXELS_PER_BYTE = {"ctx": fmt.CTX_PIXELS_PER_BYTE, "mix": fmt.MIX_PIXELS_PER_BYTE}
 
 
 def _good():
@@ -47,6 +54,14 @@ def _good():
     alphas = np.array([0, 0, 0, 255, 255, 128, 128, 64, 32, 255, 1, 200], np.uint8)
     palette_rgba = np.column_stack([rng.integers(0, 256, (12, 3)).astype(np.uint8), alphas])
     vectors["noise-k12-rgba"] = (palette_rgba, rng.integers(0, 12, (6, 11)).astype(np.uint16))
+    # Two lines of text in three 5 x 5 glyphs, rows wider than coding 2's 32-pixel match
+    # context: repeats that its match model finds again.
+    glyphs = rng.integers(0, 2, (3, 5, 5)).astype(np.uint16)
+    lines = [np.hstack([np.pad(glyphs[g], ((1, 0), (0, 1))) for g in rng.integers(0, 3, 7)]) for _ in range(2)]
+    vectors["glyphs-k2"] = (palette3[[0, 2]], np.vstack(lines))
+    # Noise over 300 colours: 9 bits a pixel in coding 2, past the first 256 tree nodes.
+    palette300 = rng.integers(0, 256, (300, 3)).astype(np.uint8)
+    vectors["noise-k300"] = (palette300, rng.integers(0, 300, (4, 9)).astype(np.uint16))
     return vectors
 
 
@@ -66,11 +81,28 @@ def _with_header(data, **fields):
     return body + struct.pack(">I", zlib.crc32(body))
 
 
-def _bad(good):
-    """DEFECT -> (file bytes, error name, rule)."""
+def _bad(good, coding):
+    """DEFECT -> (file bytes, error name, rule) for `good`, the good vectors of `coding`."""
     edges = good["edges-k5"]
     payload = edges[24 + 15 : -4]
-    one = fmt.encode(fmt.Header(1, 1, 1, fmt.CODING_CTX), np.zeros((1, 3), np.uint8), np.zeros(1))
+    number = fmt.coding_id(coding)
+    one = fmt.encode(fmt.Header(1, 1, 1, number), np.zeros((1, 3), np.uint8), np.zeros(1))
+    if coding == "ctx":
+        out_of_range = {
+            "rank-out-of-range": (
+                _with_payload(one, b"\x00\x80\x00\x00\x00"), "IndexRangeError",
+                "13: an escape with K = 1 (its rank 0 is not below K - n = 0)",
+            ),
+        }
+    else:
+        # A code one below the top of the range, kept there by 0xFF bytes, decodes every
+        # bit as 1 whatever the model: position 7 (b = 3) at the first pixel, K being 5.
+        out_of_range = {
+            "position-out-of-range": (
+                _with_payload(edges, b"\x00\xff\xff\xff\xfe" + b"\xff" * 8), "IndexRangeError",
+                "13: every position is below K (all bits 1: position 7, K = 5)",
+            ),
+        }
     return {
         "payload-bad-start": (_with_payload(edges, b"\x01" + payload[1:]), "PayloadError", "11: byte 0 is 0"),
         "payload-code-all-ones": (
@@ -80,15 +112,13 @@ def _bad(good):
         "payload-short": (_with_payload(edges, payload[:-1]), "LengthError", "12: no read past the end"),
         "payload-trailing": (_with_payload(edges, payload + b"\x00"), "LengthError", "14: every byte read"),
         "payload-four-bytes": (_with_payload(edges, payload[:4]), "LengthError", "9: P >= 5"),
-        "rank-out-of-range": (
-            _with_payload(one, b"\x00\x80\x00\x00\x00"), "IndexRangeError",
-            "13: an escape with K = 1 (its rank 0 is not below K - n = 0)",
-        ),
+        **out_of_range,
         "k-above-4096": (
-            _with_header(one, k_minus_1=4096, bits=13), "HeaderError", "4: coding 1 needs K <= 4096",
+            _with_header(one, k_minus_1=4096, bits=13), "HeaderError", f"4: coding {number} needs K <= 4096",
         ),
         "too-many-pixels": (
-            _with_header(one, width=8192, height=8192), "LengthError", "9: W*H <= 2^19 * P",
+            _with_header(one, width=8192, height=8192), "LengthError",
+            f"9: W*H <= 2^{PIXELS_PER_BYTE[coding].bit_length() - 1} * P",
         ),
         "rgba-payload-short": (
             _with_payload(good["noise-k12-rgba"], good["noise-k12-rgba"][24 + 48 : -5]), "LengthError",
@@ -100,7 +130,7 @@ def _bad(good):
 def _describe(name, data):
     header, palette, indices = fmt.decode(data)
     lines = [
-        f"# {name}.kmz: coding 1 (ctx), {len(data)} bytes",
+        f"# {name}.kmz: coding {header.coding} ({fmt.CODINGS[header.coding]}), {len(data)} bytes",
         f"width {header.width}",
         f"height {header.height}",
         f"k {header.k}",
@@ -115,27 +145,35 @@ def _describe(name, data):
     return "\n".join(lines) + "\n"
 
 
-def main():
+def _write(folder, coding):
+    """The good and bad vectors of `coding` into `folder`."""
+    bad_dir = folder / "bad"
+    bad_dir.mkdir(parents=True, exist_ok=True)
     good = {}
     for name, (palette, indices) in _good().items():
-        image = KmzImage(palette, indices, coding="ctx")
+        image = KmzImage(palette, indices, coding=coding)
         data = image.tobytes()
         good[name] = data
-        (HERE / f"{name}.kmz").write_bytes(data)
-        (HERE / f"{name}.txt").write_text(_describe(name, data))
-        image.to_pil().save(HERE / f"{name}.png")
-    bad_dir = HERE / "bad"
-    bad_dir.mkdir(exist_ok=True)
+        (folder / f"{name}.kmz").write_bytes(data)
+        (folder / f"{name}.txt").write_text(_describe(name, data))
+        image.to_pil().save(folder / f"{name}.png")
     rows = []
-    for defect, (data, error, rule) in _bad(good).items():
+    for defect, (data, error, rule) in _bad(good, coding).items():
         (bad_dir / f"{defect}.kmz").write_bytes(data)
         rows.append(f"| {defect}.kmz | {error} | {rule} |")
+    number = fmt.coding_id(coding)
     (bad_dir / "README.md").write_text(
-        "# Invalid coding-1 files\n\n"
-        "Each file breaks one check of spec/CODING.md section 6 (its checksum is valid);\n"
+        f"# Invalid coding-{number} files\n\n"
+        f"Each file breaks one check of {SPECS[coding]} (its checksum is valid);\n"
         "a decoder must reject it with the error named here.\n\n"
         "| file | error | check broken |\n|---|---|---|\n" + "\n".join(rows) + "\n"
     )
+
+
+def main(out=HERE):
+    """Every vector, into `out` (this folder, or another to compare with it)."""
+    for coding, folder in FOLDERS.items():
+        _write(Path(out) / folder, coding)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-/* kmz._ctx: coding 1 ("ctx", ctx.c) for entropy.py.
+/* kmz._coding: the coded index data of codings 1 ("ctx", ctx.c) and 2 ("mix", mix.c)
+ * for entropy.py. Both kernels share their statuses' numbers.
  *
  * Argument checks and buffer handling only; entropy.py turns statuses into kmz's
  * errors. The kernels run with the GIL released and stop on Ctrl-C.
@@ -6,6 +7,14 @@
 #include "module.h"
 
 #include "ctx.h"
+#include "mix.h"
+
+#define CODING_CTX 1
+#define CODING_MIX 2
+
+#if KMZ_MIX_MAX_K != KMZ_CTX_MAX_K
+#error "get_palette checks one K limit for both codings"
+#endif
 
 /* A palette: (k, 3) bytes (RGB) or (k, 4) (RGBA), 1 <= k <= KMZ_CTX_MAX_K. */
 static int get_palette(PyObject *object, Py_buffer *view) {
@@ -19,9 +28,17 @@ static int get_palette(PyObject *object, Py_buffer *view) {
     return 0;
 }
 
+static int check_coding(int coding) {
+    if (coding == CODING_CTX || coding == CODING_MIX)
+        return 0;
+    PyErr_Format(PyExc_ValueError, "coding must be %d (ctx) or %d (mix), not %d", CODING_CTX, CODING_MIX, coding);
+    return -1;
+}
+
 static PyObject *encode(PyObject *self, PyObject *args) {
     PyObject *indices_object, *palette_object;
-    if (!PyArg_ParseTuple(args, "OO:encode", &indices_object, &palette_object))
+    int coding;
+    if (!PyArg_ParseTuple(args, "OOi:encode", &indices_object, &palette_object, &coding) || check_coding(coding) < 0)
         return NULL;
     Py_buffer indices, palette;
     if (kmz_buffer(indices_object, &indices, "indices", "H", 2, 0) < 0)
@@ -41,7 +58,8 @@ static PyObject *encode(PyObject *self, PyObject *args) {
     kmz_released released;
     kmz_poll poll;
     KMZ_RELEASE(released, poll);
-    int status = kmz_ctx_encode(indices.buf, width, height, palette.buf, k, (int)palette.shape[1], &payload, &size, &pixel, &poll);
+    int status = (coding == CODING_CTX ? kmz_ctx_encode : kmz_mix_encode)(
+        indices.buf, width, height, palette.buf, k, (int)palette.shape[1], &payload, &size, &pixel, &poll);
     KMZ_ACQUIRE(released);
     PyBuffer_Release(&indices);
     PyBuffer_Release(&palette);
@@ -80,25 +98,29 @@ static PyObject *order(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* Decoder(payload, palette, width, height): holds the payload's buffer while it lives. */
+/* Decoder(payload, palette, width, height, coding): holds the payload's buffer while
+ * it lives. */
 typedef struct {
     PyObject_HEAD
     Py_buffer payload;
-    kmz_ctx_decoder *decoder;
-    int64_t remaining;
+    int coding;
+    void *decoder; /* a kmz_ctx_decoder or a kmz_mix_decoder */
+    int64_t done, total;
     int busy; /* decoding in some thread, with the GIL released */
 } Decoder;
 
 static int Decoder_init(Decoder *self, PyObject *args, PyObject *kwargs) {
     PyObject *payload_object, *palette_object;
     long long width, height;
-    static char *keywords[] = {"payload", "palette", "width", "height", NULL};
+    int coding;
+    static char *keywords[] = {"payload", "palette", "width", "height", "coding", NULL};
     if (self->decoder) {
         PyErr_SetString(PyExc_RuntimeError, "Decoder is already initialised");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOLL:Decoder", keywords, &payload_object, &palette_object,
-                                     &width, &height))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOLLi:Decoder", keywords, &payload_object, &palette_object,
+                                     &width, &height, &coding) ||
+        check_coding(coding) < 0)
         return -1;
     if (width < 1 || height < 1 || width > INT64_MAX / height) {
         PyErr_SetString(PyExc_ValueError, "width and height must be positive");
@@ -111,21 +133,30 @@ static int Decoder_init(Decoder *self, PyObject *args, PyObject *kwargs) {
         PyBuffer_Release(&palette);
         return -1;
     }
-    self->decoder = kmz_ctx_decoder_new(self->payload.buf, self->payload.len, palette.buf, palette.shape[0],
-                                        (int)palette.shape[1], width, height);
+    self->coding = coding;
+    if (coding == CODING_CTX)
+        self->decoder = kmz_ctx_decoder_new(self->payload.buf, self->payload.len, palette.buf, palette.shape[0],
+                                            (int)palette.shape[1], width, height);
+    else
+        self->decoder = kmz_mix_decoder_new(self->payload.buf, self->payload.len, palette.buf, palette.shape[0],
+                                            (int)palette.shape[1], width, height);
     PyBuffer_Release(&palette);
     if (!self->decoder) {
         PyBuffer_Release(&self->payload);
         PyErr_NoMemory();
         return -1;
     }
-    self->remaining = width * height;
+    self->done = 0;
+    self->total = width * height;
     return 0;
 }
 
 static void Decoder_dealloc(Decoder *self) {
     if (self->decoder) {
-        kmz_ctx_decoder_free(self->decoder);
+        if (self->coding == CODING_CTX)
+            kmz_ctx_decoder_free(self->decoder);
+        else
+            kmz_mix_decoder_free(self->decoder);
         PyBuffer_Release(&self->payload);
     }
     PyTypeObject *type = Py_TYPE(self);
@@ -134,47 +165,51 @@ static void Decoder_dealloc(Decoder *self) {
 }
 
 static PyObject *Decoder_decode(Decoder *self, PyObject *args) {
-    PyObject *indices_object;
-    if (!PyArg_ParseTuple(args, "O:decode", &indices_object))
+    PyObject *image_object;
+    if (!PyArg_ParseTuple(args, "O:decode", &image_object))
         return NULL;
     if (!self->decoder || self->busy) {
         PyErr_SetString(PyExc_RuntimeError, self->busy ? "Decoder is busy in another thread"
                                                        : "Decoder is not initialised");
         return NULL;
     }
-    Py_buffer indices;
-    if (kmz_buffer(indices_object, &indices, "indices", "H", 1, 1) < 0)
+    Py_buffer image;
+    if (kmz_buffer(image_object, &image, "image", "H", 1, 1) < 0)
         return NULL;
-    int64_t count = indices.shape[0], pixel = 0;
-    if (count > self->remaining) {
-        PyBuffer_Release(&indices);
-        return PyErr_Format(PyExc_ValueError, "indices: %lld entries, only %lld pixels are left",
-                            (long long)count, (long long)self->remaining);
+    int64_t count = image.shape[0] - self->done, pixel = 0;
+    if (count < 0 || image.shape[0] > self->total) {
+        PyBuffer_Release(&image);
+        return PyErr_Format(PyExc_ValueError, "image: %lld entries, with %lld pixels decoded of %lld",
+                            (long long)image.shape[0], (long long)self->done, (long long)self->total);
     }
     self->busy = 1;
     kmz_released released;
     kmz_poll poll;
     KMZ_RELEASE(released, poll);
-    int status = kmz_ctx_decode(self->decoder, indices.buf, count, &pixel, &poll);
+    uint16_t *pixels = image.buf;
+    int status = self->coding == CODING_CTX ? kmz_ctx_decode(self->decoder, pixels + self->done, count, &pixel, &poll)
+                                            : kmz_mix_decode(self->decoder, pixels, count, &pixel, &poll);
     KMZ_ACQUIRE(released);
     self->busy = 0;
-    PyBuffer_Release(&indices);
+    PyBuffer_Release(&image);
     if (kmz_status(status) < 0)
         return NULL;
     if (status == KMZ_OK)
-        self->remaining -= count;
+        self->done += count;
     return Py_BuildValue("iL", status, (long long)pixel);
 }
 
 static PyMethodDef Decoder_methods[] = {
     {"decode", (PyCFunction)Decoder_decode, METH_VARARGS,
-     "decode(indices) -> (status, pixel): the next len(indices) pixels into indices (uint16); "
-     "status 0, or a ctx.h status with the pixel where it was found"},
+     "decode(image) -> (status, pixel): the pixels after those decoded so far, up to len(image), "
+     "into image (uint16, the whole image so far); status 0, or a ctx.h/mix.h status with the pixel "
+     "where it was found"},
     {NULL, NULL, 0, NULL},
 };
 
 static PyType_Slot Decoder_slots[] = {
-    {Py_tp_doc, "Decoder(payload, palette, width, height): a coding-1 payload decoded a chunk at a time."},
+    {Py_tp_doc, "Decoder(payload, palette, width, height, coding): a coding-1 or -2 payload decoded a chunk "
+                "at a time."},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, Decoder_init},
     {Py_tp_dealloc, Decoder_dealloc},
@@ -182,19 +217,22 @@ static PyType_Slot Decoder_slots[] = {
     {0, NULL},
 };
 
-static PyType_Spec Decoder_spec = {"kmz._ctx.Decoder", sizeof(Decoder), 0, Py_TPFLAGS_DEFAULT, Decoder_slots};
+static PyType_Spec Decoder_spec = {"kmz._coding.Decoder", sizeof(Decoder), 0, Py_TPFLAGS_DEFAULT, Decoder_slots};
 
 static PyMethodDef methods[] = {
-    {"encode", encode, METH_VARARGS, "encode(indices, palette) -> payload: indices (H, W) uint16, palette (k, 3) or (k, 4) uint8"},
+    {"encode", encode, METH_VARARGS,
+     "encode(indices, palette, coding) -> payload: indices (H, W) uint16, palette (k, 3) or (k, 4) uint8, "
+     "coding 1 or 2"},
     {"order", order, METH_VARARGS, "order(palette, ref, order): the palette indices by distance to entry ref"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "kmz._ctx", "Coding 1 (\"ctx\"), compiled (see entropy.py).", -1, methods,
+    PyModuleDef_HEAD_INIT, "kmz._coding", "Codings 1 (\"ctx\") and 2 (\"mix\"), compiled (see entropy.py).", -1,
+    methods,
 };
 
-PyMODINIT_FUNC PyInit__ctx(void) {
+PyMODINIT_FUNC PyInit__coding(void) {
     PyObject *m = PyModule_Create(&module);
     if (!m)
         return NULL;

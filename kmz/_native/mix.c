@@ -1,0 +1,403 @@
+/* Coding 2 ("mix"): the model and pixel loop of spec/CODING2.md, encoder and decoder.
+ * Section numbers below are those of spec/CODING2.md.
+ *
+ * Each pixel's position in the palette order is coded most significant bit first;
+ * each bit's probability is a logistic mix of eight predictions. Every context
+ * depends on pixels coded before it, so both directions are one sequential loop,
+ * written once (code_pixel) for both.
+ */
+#include "mix.h"
+#include "rangecoder.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define HASHED 7           /* 4.2: context models */
+#define DEEP 4             /* 4.2: those used past the first GROUP bits */
+#define INPUTS (HASHED + 1) /* and the match model */
+#define GROUP 4            /* 4.3: bits per slot; a slot is 16 cells, one per node */
+#define RATE_LIMIT 255     /* 4.3: a count saturates here */
+#define SETS (5 * 256)     /* 5: weight sets, by match state and node */
+#define WEIGHT_START (1 << 14)
+#define WEIGHT_LIMIT (1 << 24)
+#define LEARNING_RATE 3
+#define MATCH_ROW 32 /* 4.4: pixels of the row in the match context */
+#define ROW_BASE 0x01000193u
+#define PIXEL_BYTES 32 /* 6: a pixel narrows the range by at most 2^144 */
+
+/* 3.1 The logistic functions ---------------------------------------------------------
+ *
+ * squash(d) = 4096 / (1 + e^(-d/256)) for d in -2047..2047, interpolated linearly
+ * between these 33 points (d = -2048, -1920, ..., 2048); stretch is its inverse. */
+static const uint16_t SQUASH_POINTS[33] = {1,    2,    4,    6,    10,   17,   27,   45,   74,   120,  194,
+                                           311,  488,  747,  1102, 1546, 2048, 2550, 2994, 3349, 3608, 3785,
+                                           3902, 3976, 4022, 4051, 4069, 4079, 4086, 4090, 4092, 4094, 4095};
+
+static inline int squash(int64_t d) {
+    int u = (int)(d < -2047 ? 1 : d > 2047 ? 4095 : d + 2048), i = u >> 7, w = u & 127;
+    return (SQUASH_POINTS[i] * (128 - w) + SQUASH_POINTS[i + 1] * w + 64) >> 7;
+}
+
+/* 3.3 The hash of a context. Arithmetic modulo 2^32. */
+static inline uint32_t combine(uint32_t a, uint32_t b) {
+    return (a * 0x9E3779B1u) ^ (b + 0x7F4A7C15u + (a << 6) + (a >> 2));
+}
+
+static inline uint32_t finish(uint32_t h) {
+    h ^= h >> 15;
+    h *= 0x2C1B3C6Du;
+    h ^= h >> 12;
+    h *= 0x297A2D39u;
+    h ^= h >> 15;
+    return h;
+}
+
+/* The model: the order of 3.2, the cells of 4.3, the weights of 5, the match state
+ * of 4.4. A cell is a probability p of a 1 in units of 2^-16 (low 16 bits) and a count
+ * (the next 8). */
+typedef struct {
+    int64_t k, width;
+    int bits;        /* b: bits per pixel, max(1, (k - 1).bit_length()) */
+    uint16_t *ord;   /* ord[index]: its position in the order */
+    uint16_t *entry; /* entry[position]: the index there */
+    int16_t stretch[4096];
+    uint32_t rates[RATE_LIMIT + 1];
+    uint32_t *cells; /* the slots, 16 cells each */
+    int slot_shift;  /* 32 - log2(slots) */
+    int32_t *weights; /* SETS x INPUTS */
+    uint32_t match_cells[64];
+    uint32_t *last; /* 4.4: the position after each match context's last pixel */
+    int last_shift;
+    int64_t match_at; /* the pixel the match predicts from, or -1 */
+    uint32_t match_length;
+    uint32_t row_hash, row_drop; /* 4.4: the rolling hash of the row, ROW_BASE^31 */
+} model;
+
+static int bit_length(uint64_t v) {
+    int n = 0;
+    while (v >> n)
+        n++;
+    return n;
+}
+
+static int clamp_int(int v, int low, int high) {
+    return v < low ? low : v > high ? high : v;
+}
+
+/* 3.2 The order: by brightness Y = 299 R + 587 G + 114 B (times the alpha for RGBA
+ * palettes), ties by index. */
+static int by_key(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int model_init(model *m, const uint8_t *palette, int64_t k, int channels, int64_t width, int64_t height) {
+    memset(m, 0, sizeof *m);
+    m->k = k;
+    m->width = width;
+    m->bits = k > 1 ? bit_length((uint64_t)(k - 1)) : 1;
+    int64_t pixels = width * height;
+    /* 4.3 and 4.4: tables sized by the image, within bounds. */
+    int slot_bits = clamp_int(bit_length((uint64_t)pixels) - 2, 12, 18);
+    int last_bits = clamp_int(bit_length((uint64_t)pixels), 12, 22);
+    m->slot_shift = 32 - slot_bits;
+    m->last_shift = 32 - last_bits;
+    m->ord = malloc((size_t)k * sizeof *m->ord);
+    m->entry = malloc((size_t)k * sizeof *m->entry);
+    m->cells = malloc(((size_t)16 << slot_bits) * sizeof *m->cells);
+    m->weights = malloc((size_t)SETS * INPUTS * sizeof *m->weights);
+    m->last = calloc((size_t)1 << last_bits, sizeof *m->last);
+    uint64_t *keys = malloc((size_t)k * sizeof *keys);
+    if (!m->ord || !m->entry || !m->cells || !m->weights || !m->last || !keys) {
+        free(keys);
+        return KMZ_NO_MEMORY;
+    }
+    for (int64_t j = 0; j < k; j++) {
+        const uint8_t *c = palette + channels * j;
+        uint64_t y = 299u * c[0] + 587u * c[1] + 114u * c[2], alpha = channels == 4 ? c[3] : 255;
+        keys[j] = (y * alpha) << 12 | (uint64_t)j;
+    }
+    qsort(keys, (size_t)k, sizeof *keys, by_key);
+    for (int64_t r = 0; r < k; r++) {
+        m->entry[r] = (uint16_t)(keys[r] & 4095);
+        m->ord[m->entry[r]] = (uint16_t)r;
+    }
+    free(keys);
+    int q = 0;
+    for (int d = -2047; d <= 2047; d++)
+        for (int s = squash(d); q <= s && q < 4096; q++)
+            m->stretch[q] = (int16_t)d;
+    for (; q < 4096; q++)
+        m->stretch[q] = 2047;
+    for (int n = 0; n <= RATE_LIMIT; n++)
+        m->rates[n] = 131072u / (uint32_t)(2 * n + 3);
+    for (size_t c = 0; c < ((size_t)16 << slot_bits); c++)
+        m->cells[c] = 1u << 15;
+    for (int c = 0; c < 64; c++)
+        m->match_cells[c] = 1u << 15;
+    for (int w = 0; w < SETS * INPUTS; w++)
+        m->weights[w] = WEIGHT_START;
+    m->match_at = -1;
+    m->row_drop = 1;
+    for (int i = 0; i < MATCH_ROW - 1; i++)
+        m->row_drop *= ROW_BASE;
+    return KMZ_OK;
+}
+
+static void model_free(model *m) {
+    free(m->ord);
+    free(m->entry);
+    free(m->cells);
+    free(m->weights);
+    free(m->last);
+}
+
+/* 4.3 A cell learns the bit: p moves towards it by 2/(2n + 3). */
+static inline void learn(uint32_t *cell, uint32_t rate, int bit) {
+    uint32_t p = *cell & 0xFFFF, n = *cell >> 16;
+    p = bit ? p + (((65535 - p) * rate) >> 16) : p - ((p * rate) >> 16);
+    *cell = p | (n + (n < RATE_LIMIT)) << 16;
+}
+
+/* 4. What the model sees -------------------------------------------------------------
+ *
+ * 4.1 The neighbours of the pixel `?`, as positions in the order:
+ *
+ *           x-2   x-1    x    x+1   x+2
+ *         .-----.-----.-----.-----.-----.
+ *   y-2   |     |     | UU  |     |     |
+ *         |-----+-----+-----+-----+-----|
+ *   y-1   |     | UL  |  U  | UR  | URR |
+ *         |-----+-----+-----+-----+-----'
+ *   y     | LL  |  L  |  ?  |
+ *         `-----'-----'-----'
+ *
+ * Missing ones (image edges) stand in for each other as 4.1 says. */
+typedef struct {
+    uint32_t hash[HASHED];
+    uint32_t match_slot;
+    int expected; /* 4.4: the match's prediction, or -1 */
+    int length;   /* its length, at most 15 */
+} view;
+
+static inline void look(model *m, const uint16_t *image, int64_t pos, int64_t x, int64_t y, view *v) {
+    const uint16_t *ord = m->ord;
+    int64_t w = m->width;
+    int up = y > 0 ? ord[image[pos - w]] : x > 0 ? ord[image[pos - 1]] : 0;
+    int left = x > 0 ? ord[image[pos - 1]] : up;
+    int up_left = x > 0 && y > 0 ? ord[image[pos - w - 1]] : up;
+    int up_right = y > 0 && x < w - 1 ? ord[image[pos - w + 1]] : up;
+    int far_left = x > 1 ? ord[image[pos - 2]] : left;
+    int far_up = y > 1 ? ord[image[pos - 2 * w]] : up;
+    int far_up_right = y > 0 && x < w - 2 ? ord[image[pos - w + 2]] : up_right;
+    int gradient = clamp_int(left + up - up_left, 0, (int)m->k - 1);
+    /* 4.2 The contexts: the nearest neighbours one by one, the four of the row above
+     * and the left, the plane through them, two wider ones, and all seven. */
+    v->hash[0] = combine(1, left);
+    v->hash[1] = combine(2, up);
+    v->hash[2] = combine(combine(combine(combine(3, left), up), up_left), up_right);
+    v->hash[3] = combine(4, gradient);
+    v->hash[4] = combine(combine(combine(5, far_left), left), up);
+    v->hash[5] = combine(combine(combine(6, far_up), up), left);
+    v->hash[6] = combine(combine(combine(combine(combine(combine(combine(7, left), up), up_left), up_right), far_left),
+                                 far_up),
+                         far_up_right);
+    /* 4.4 The match: carry on where the last prediction came true, else look up the
+     * last pixel whose context (the row's last 32 pixels and 4 above) was this one. */
+    v->match_slot = finish(combine(combine(combine(combine(m->row_hash, up + 1), up_left + 1), up_right + 1),
+                                   far_up_right + 1)) >> m->last_shift;
+    if (m->match_length == 0) {
+        uint32_t last = m->last[v->match_slot];
+        m->match_at = last ? (int64_t)last - 1 : -1;
+    }
+    v->expected = m->match_at >= 0 ? ord[image[m->match_at]] : -1;
+    v->length = m->match_length < 15 ? (int)m->match_length : 15;
+}
+
+/* 4.4 After the pixel: the match and the row hash move on. */
+static inline void advance(model *m, const uint16_t *image, int64_t pos, int64_t x, const view *v, int value) {
+    if (v->expected == value) {
+        m->match_length += m->match_length < 65535;
+        m->match_at++;
+    } else {
+        m->match_length = 0;
+        m->match_at = -1;
+    }
+    m->last[v->match_slot] = (uint32_t)(pos + 1);
+    uint32_t dropped = x >= MATCH_ROW ? (uint32_t)m->ord[image[pos - MATCH_ROW]] + 1 : 0;
+    m->row_hash = x + 1 == m->width ? 0 : (uint32_t)value + 1 + ROW_BASE * (m->row_hash - dropped * m->row_drop);
+}
+
+/* 5. One pixel: its position in the order, b bits from the most significant. Encodes
+ * `value` when `e` is given, else decodes and returns it. */
+static inline int code_pixel(model *m, const view *v, kmz_range_encoder *e, kmz_range_decoder *d, int value) {
+    uint32_t *slot[HASHED];
+    int node = 1, group = 1, agree = v->expected >= 0, used = HASHED;
+    for (int b = m->bits - 1; b >= 0; b--) {
+        if ((m->bits - 1 - b) % GROUP == 0) {
+            /* 4.3 A new slot per context for every GROUP bits, chosen by the bits so far.
+             * Past the first group, the first DEEP contexts only: the low bits learn
+             * faster from fewer, and cost less. */
+            used = b == m->bits - 1 ? HASHED : DEEP;
+            for (int i = 0; i < used; i++)
+                slot[i] = m->cells + ((size_t)(finish(combine(v->hash[i], (uint32_t)node)) >> m->slot_shift) << 4);
+            group = 1;
+        }
+        /* 5.1 The inputs: the contexts' cells, then the match model's. */
+        int expected_bit = agree ? (v->expected >> b) & 1 : 0, n = used + 1;
+        uint32_t *cell[INPUTS];
+        for (int i = 0; i < used; i++)
+            cell[i] = slot[i] + group;
+        cell[used] = &m->match_cells[agree ? 32 + (v->length << 1 | expected_bit) : 0];
+        int state = agree ? 1 + (v->length < 3 ? v->length : 3) : 0;
+        int32_t *w = m->weights + (size_t)(state * 256 + (node < 256 ? node : 0)) * INPUTS;
+        int st[INPUTS];
+        int64_t dot = 0;
+        for (int i = 0; i < n; i++) {
+            st[i] = m->stretch[(*cell[i] & 0xFFFF) >> 4];
+            dot += (int64_t)w[i] * st[i];
+        }
+        /* 5.2 Arithmetic shifts of negative numbers round down (two's complement). */
+        int p = squash(dot >> 16);
+        int bit;
+        if (e) {
+            bit = (value >> b) & 1;
+            kmz_range_put(e, (uint32_t)(4096 - p) << 4, bit);
+        } else {
+            bit = kmz_range_get(d, (uint32_t)(4096 - p) << 4);
+        }
+        /* 5.3 Learning. */
+        int err = ((bit << 12) - p) * LEARNING_RATE;
+        for (int i = 0; i < n; i++) {
+            int32_t moved = w[i] + ((st[i] * err) >> 14);
+            w[i] = moved < -WEIGHT_LIMIT ? -WEIGHT_LIMIT : moved > WEIGHT_LIMIT ? WEIGHT_LIMIT : moved;
+            learn(cell[i], m->rates[*cell[i] >> 16], bit);
+        }
+        agree = agree && bit == expected_bit;
+        node = 2 * node + bit;
+        group = 2 * group + bit;
+    }
+    return node - (1 << m->bits);
+}
+
+int kmz_mix_encode(const uint16_t *indices, int64_t width, int64_t height, const uint8_t *palette,
+                   int64_t k, int channels, uint8_t **payload, int64_t *size, int64_t *pixel, kmz_poll *poll) {
+    model m;
+    int status = model_init(&m, palette, k, channels, width, height);
+    kmz_range_encoder e = KMZ_RANGE_ENCODER((width * height) / 4 + 4096);
+    e.out = malloc((size_t)e.capacity);
+    if (!e.out)
+        status = KMZ_NO_MEMORY;
+    for (int64_t y = 0, pos = 0; y < height && status == KMZ_OK; y++) {
+        for (int64_t x = 0; x < width; x++, pos++) {
+            if (indices[pos] >= k) {
+                *pixel = pos;
+                status = KMZ_MIX_INDEX;
+                break;
+            }
+            if (kmz_poll_tick(poll, m.bits)) {
+                status = KMZ_INTERRUPTED;
+                break;
+            }
+            if (e.pos + e.pending + PIXEL_BYTES > e.capacity) {
+                uint8_t *grown = realloc(e.out, (size_t)(2 * e.capacity));
+                if (!grown) {
+                    status = KMZ_NO_MEMORY;
+                    break;
+                }
+                e.out = grown;
+                e.capacity *= 2;
+            }
+            view v;
+            look(&m, indices, pos, x, y, &v);
+            int value = m.ord[indices[pos]];
+            code_pixel(&m, &v, &e, NULL, value);
+            advance(&m, indices, pos, x, &v, value);
+        }
+    }
+    if (status == KMZ_OK) {
+        kmz_range_finish(&e);
+        *payload = e.out;
+        *size = e.pos;
+    } else {
+        free(e.out);
+    }
+    model_free(&m);
+    return status;
+}
+
+struct kmz_mix_decoder {
+    model model;
+    kmz_range_decoder coder;
+    int64_t height, done; /* the next pixel */
+    int status;           /* the first positive status met, final */
+    int64_t failed_at;
+};
+
+kmz_mix_decoder *kmz_mix_decoder_new(const uint8_t *payload, int64_t size, const uint8_t *palette,
+                                     int64_t k, int channels, int64_t width, int64_t height) {
+    kmz_mix_decoder *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    if (model_init(&d->model, palette, k, channels, width, height) != KMZ_OK) {
+        kmz_mix_decoder_free(d);
+        return NULL;
+    }
+    d->coder.data = payload;
+    d->coder.end = size;
+    d->height = height;
+    return d;
+}
+
+void kmz_mix_decoder_free(kmz_mix_decoder *d) {
+    if (!d)
+        return;
+    model_free(&d->model);
+    free(d);
+}
+
+static int fail(kmz_mix_decoder *d, int status, int64_t at, int64_t *pixel) {
+    d->status = status;
+    d->failed_at = *pixel = at;
+    return status;
+}
+
+int kmz_mix_decode(kmz_mix_decoder *d, uint16_t *image, int64_t count, int64_t *pixel, kmz_poll *poll) {
+    if (d->status) {
+        *pixel = d->failed_at;
+        return d->status;
+    }
+    model *m = &d->model;
+    int64_t width = m->width, total = width * d->height, pos = d->done;
+    int64_t stop = pos + (count < total - pos ? count : total - pos);
+    kmz_range_decoder c = d->coder;
+    if (pos == 0 && c.pos == 0) {
+        int start = kmz_range_start(&c);
+        if (start != KMZ_RANGE_OK)
+            return fail(d, start == KMZ_RANGE_TRUNCATED ? KMZ_MIX_TRUNCATED : KMZ_MIX_BAD_START, 0, pixel);
+    }
+    int status = KMZ_OK;
+    for (; pos < stop; pos++) {
+        if (kmz_poll_tick(poll, m->bits)) {
+            status = KMZ_INTERRUPTED;
+            break;
+        }
+        int64_t x = pos % width, y = pos / width;
+        view v;
+        look(m, image, pos, x, y, &v);
+        int value = code_pixel(m, &v, NULL, &c, 0);
+        /* In stream order: a read past the end first, then a position past the palette. */
+        if (c.pos > c.end)
+            return fail(d, KMZ_MIX_TRUNCATED, pos, pixel);
+        if (value >= m->k)
+            return fail(d, KMZ_MIX_RANGE, pos, pixel);
+        image[pos] = m->entry[value];
+        advance(m, image, pos, x, &v, value);
+    }
+    d->coder = c;
+    d->done = pos;
+    *pixel = pos;
+    if (status == KMZ_OK && pos == total && c.pos != c.end)
+        return fail(d, KMZ_MIX_TRAILING, pos, pixel);
+    return status;
+}
