@@ -11,7 +11,7 @@ neighbour's colour (for RGBA, by the composite distance), the neighbours left ou
 adaptive Elias-gamma code.
 
 Coding 2: each pixel is its position in the palette sorted by brightness, coded bit by
-bit from the most significant; each bit's probability is a logistic mix of ten
+bit from the most significant; each bit's probability is a logistic mix of seven
 context models over the neighbours and a 2-D match model that follows the last place
 where the same surroundings occurred (repeated text and widgets), and the mixer learns
 which to trust.

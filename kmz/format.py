@@ -52,7 +52,7 @@ CODED_MAX_K = entropy.MAX_K  # the largest K of codings 1 and 2
 # Check 9's bounds: a payload of P bytes holds fewer pixels than P times these. A
 # coding-1 pixel costs at least one coded bit (spec/CODING.md 6); a coding-2 pixel at
 # least one binary decision, narrowing the range by 65536/65520 or more, so that P bytes
-# hold at most about 22,700 P pixels (spec/CODING2.md 7).
+# hold fewer than about 22,800 P pixels (spec/CODING2.md 7).
 CTX_PIXELS_PER_BYTE = 1 << 19
 MIX_PIXELS_PER_BYTE = 1 << 15
 _PIXELS_PER_BYTE = {CODING_CTX: CTX_PIXELS_PER_BYTE, CODING_MIX: MIX_PIXELS_PER_BYTE}
