@@ -306,14 +306,9 @@ int kmz_ctx_encode(const uint16_t *indices, int64_t width, int64_t height, const
                 status = KMZ_INTERRUPTED;
                 break;
             }
-            if (e.pos + e.pending + PIXEL_BYTES > e.capacity) {
-                uint8_t *grown = realloc(e.out, (size_t)(2 * e.capacity));
-                if (!grown) {
-                    status = KMZ_NO_MEMORY;
-                    break;
-                }
-                e.out = grown;
-                e.capacity *= 2;
+            if (kmz_range_reserve(&e, PIXEL_BYTES) != 0) {
+                status = KMZ_NO_MEMORY;
+                break;
             }
             view v = look(row, up_row, up2_row, esc, esc_up, x, y, width);
             /* The candidates are distinct: at most one matches. */

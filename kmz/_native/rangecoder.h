@@ -12,6 +12,7 @@
 #define KMZ_RANGECODER_H
 
 #include <stdint.h>
+#include <stdlib.h>
 
 #define KMZ_RANGE_PROB_BITS 16 /* a probability p of a 0 is in units of 2^-16 */
 #define KMZ_RANGE_TOP (1u << 24) /* 5: the range is renormalised below this */
@@ -27,6 +28,19 @@ typedef struct {
 } kmz_range_encoder;
 
 #define KMZ_RANGE_ENCODER(capacity) {0, 0xFFFFFFFFu, 0, 1, 0, (capacity), NULL}
+
+/* Room for `bytes` more output: the buffer doubles when short. 0, or -1 when out of
+ * memory (the buffer is then unchanged). */
+static inline int kmz_range_reserve(kmz_range_encoder *e, int64_t bytes) {
+    if (e->pos + e->pending + bytes <= e->capacity)
+        return 0;
+    uint8_t *grown = realloc(e->out, (size_t)(2 * e->capacity));
+    if (!grown)
+        return -1;
+    e->out = grown;
+    e->capacity *= 2;
+    return 0;
+}
 
 /* 5.3 Shift: every byte written is one a carry can no longer change. */
 static inline void kmz_range_shift(kmz_range_encoder *e) {
