@@ -4,10 +4,8 @@
 #include "distance.h"
 #include "grid.h"
 
-void kmz_grid_shape(kmz_grid *grid, const double lo[3], const double hi[3], int64_t items) {
-    int64_t cells = (int64_t)cbrt(items / 2.0);
-    if (cells < 1)
-        cells = 1;
+/* Cells per axis, and their size to cover the box lo..hi. */
+static void set_cells(kmz_grid *grid, const double lo[3], const double hi[3], int64_t cells) {
     grid->cells = cells;
     for (int a = 0; a < 3; a++) {
         double extent = hi[a] - lo[a];
@@ -15,12 +13,17 @@ void kmz_grid_shape(kmz_grid *grid, const double lo[3], const double hi[3], int6
         grid->size[a] = extent > 0 ? extent / cells : 1.0;
         grid->inverse[a] = 1.0 / grid->size[a];
     }
+}
+
+void kmz_grid_shape(kmz_grid *grid, const double lo[3], const double hi[3], int64_t items) {
+    int64_t cells = (int64_t)cbrt(items / 2.0);
+    set_cells(grid, lo, hi, cells < 1 ? 1 : cells);
     grid->head = grid->next = NULL;
     grid->dims = 3;
 }
 
-int kmz_grid_init(kmz_grid *grid, const double lo[3], const double hi[3], int64_t items) {
-    kmz_grid_shape(grid, lo, hi, items);
+/* Empty lists for the grid's cells and for `items` items. Returns 0, or -1 when out of memory. */
+static int allocate(kmz_grid *grid, int64_t items) {
     int64_t cells = grid->cells;
     grid->head = malloc(sizeof(int64_t) * cells * cells * cells);
     grid->next = malloc(sizeof(int64_t) * (items > 0 ? items : 1));
@@ -31,6 +34,11 @@ int kmz_grid_init(kmz_grid *grid, const double lo[3], const double hi[3], int64_
     for (int64_t c = 0; c < cells * cells * cells; c++)
         grid->head[c] = -1;
     return 0;
+}
+
+int kmz_grid_init(kmz_grid *grid, const double lo[3], const double hi[3], int64_t items) {
+    kmz_grid_shape(grid, lo, hi, items);
+    return allocate(grid, items);
 }
 
 void kmz_grid_free(kmz_grid *grid) {
@@ -76,9 +84,28 @@ int kmz_grid_of_centres(kmz_grid *grid, const double *centres, int64_t k, int di
     if (kmz_grid_init(grid, lo, hi, k) < 0)
         return -1;
     grid->dims = dims;
-    for (int64_t c = k - 1; c >= 0; c--) /* so that each cell lists its centres in order */
-        kmz_grid_insert(grid, centres + dims * c, c);
-    return 0;
+    for (int refined = 0;; refined = 1) {
+        int64_t occupied = 0;
+        for (int64_t c = k - 1; c >= 0; c--) { /* so that each cell lists its centres in order */
+            kmz_grid_insert(grid, centres + dims * c, c);
+            occupied += grid->next[c] < 0;
+        }
+        /* Spread evenly, the centres would fill all the cells, two to a cell. A
+         * photograph's palette fills a thin sheet of its bounding box instead, and
+         * there cells that size hold a hundred centres each: the cells are made
+         * finer, once, as a sheet's occupied cells multiply (by the square of the
+         * refinement), for two centres to a cell again, and at most KMZ_GRID_MOST
+         * cells per centre in all. */
+        int64_t cells = (int64_t)(grid->cells * sqrt(0.5 * k / occupied));
+        while (cells > grid->cells && (double)cells * cells * cells > KMZ_GRID_MOST * (double)k)
+            cells--;
+        if (refined || cells < grid->cells * 5 / 4)
+            return 0;
+        kmz_grid_free(grid);
+        set_cells(grid, lo, hi, cells);
+        if (allocate(grid, k) < 0)
+            return -1;
+    }
 }
 
 /* A lower bound on the distance from `at` to any cell outside the cube of cells

@@ -28,8 +28,11 @@ void kmz_grid_insert(kmz_grid *grid, const double at[3], int64_t item);
 void kmz_bounds_f32(const float *points, int dims, int64_t n, double lo[3], double hi[3]);
 void kmz_bounds_f64(const double *points, int dims, int64_t n, double lo[3], double hi[3]);
 
-/* A grid holding the k centres (rows of dims), item c at centres[c]. Returns 0, or -1
- * when out of memory. */
+/* At most this many cells per centre in a grid of the centres. */
+#define KMZ_GRID_MOST 16
+
+/* A grid holding the k centres (rows of dims), item c at centres[c], its cells fine
+ * enough for about two centres to each occupied one. Returns 0, or -1 when out of memory. */
 int kmz_grid_of_centres(kmz_grid *grid, const double *centres, int64_t k, int dims);
 
 /* The nearest centre to `at` (of the grid's dims coordinates; squared distance to *first) and the squared distance to
