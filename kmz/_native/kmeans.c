@@ -357,7 +357,7 @@ static int64_t two_nearest(const float *points, int dims, int64_t i, const doubl
         double at[KMZ_MAX_DIMS];
         for (int a = 0; a < dims; a++)
             at[a] = points[dims * i + a];
-        return kmz_grid_two_nearest(grid, centres, at, guess, -1, first_out, second_out);
+        return kmz_grid_two_nearest(grid, centres, at, guess, first_out, second_out);
     }
     int64_t best = guess;
     double first = centre_distance2(points, i, centres, guess, dims), second = INFINITY;
@@ -460,8 +460,9 @@ int kmz_move(const float *points, int dims, const double *weights, int64_t n, co
     double *moved = malloc(sizeof(double) * k), *drop = calloc(k, sizeof(double));
     double *reach = calloc(k, sizeof(double)), *half = calloc(k, sizeof(double));
     int status = KMZ_NO_MEMORY;
-    kmz_grid grid = {0}, before = {0}; /* without a table: grids of the centres after and before */
-    int64_t *near = NULL;
+    kmz_grid grid = {0}, before = {0}; /* without a table: grids of the centres after, and of the movers before */
+    int64_t *mover = NULL;
+    double *where = NULL, *speed = NULL;
     if (!moved || !drop || !reach || !half || (table->m == 0 && kmz_grid_of_centres(&grid, centres, k, dims) < 0))
         goto done;
     int64_t m = table->m, top = 0;
@@ -496,20 +497,31 @@ int kmz_move(const float *points, int dims, const double *weights, int64_t n, co
         }
     } else if (k > 1) {
         /* No table (large K): the same rule, the centres near enough found in a grid
-         * of the centres before the move, within reach[j] + the largest move. */
+         * of the ones that moved, where they were, within reach[j] + the largest
+         * move. After the first passes most clusters keep their points and their
+         * centres stay put: that grid holds a few of them, in coarse cells. */
         for (int64_t i = 0; i < n; i++)
             if (upper[i] + lower[i] > reach[labels[i]])
                 reach[labels[i]] = upper[i] + lower[i];
-        if (kmz_grid_of_centres(&before, old, k, dims) < 0 || (near = malloc(sizeof(int64_t) * k)) == NULL)
+        /* The centres that moved: where they were, how far, and each one's number among them. */
+        int64_t movers = 0;
+        where = malloc(sizeof(double) * dims * k), speed = malloc(sizeof(double) * k);
+        if (!where || !speed || (mover = malloc(sizeof(int64_t) * k)) == NULL)
             goto done;
-        for (int64_t j = 0; j < k; j++) {
-            int64_t count = kmz_grid_near(&before, old + dims * j, (reach[j] + moved[top]) * (1 + 1e-9) + 1e-9, near);
-            for (int64_t t = 0; t < count; t++) {
-                int64_t c = near[t];
-                if (c != j && moved[c] > drop[j] && sqrt(centres_distance2(old, j, old, c, dims)) < reach[j] + moved[c])
-                    drop[j] = moved[c];
+        for (int64_t c = 0; c < k; c++) {
+            mover[c] = -1;
+            if (moved[c] > 0) {
+                for (int a = 0; a < dims; a++)
+                    where[dims * movers + a] = old[dims * c + a];
+                speed[movers] = moved[c];
+                mover[c] = movers++;
             }
-            if (kmz_poll_tick(poll, count + 1)) {
+        }
+        if (movers && kmz_grid_of_centres(&before, where, movers, dims) < 0)
+            goto done;
+        for (int64_t j = 0; j < k && movers; j++) {
+            drop[j] = kmz_grid_fastest(&before, old + dims * j, reach[j], speed, moved[top], mover[j]);
+            if (kmz_poll_tick(poll, 64)) {
                 status = KMZ_INTERRUPTED;
                 goto done;
             }
@@ -520,16 +532,11 @@ int kmz_move(const float *points, int dims, const double *weights, int64_t n, co
     double most = largest(drift, k);
     /* Half the distance from each centre to its nearest other: a point nearer than
      * that to its own centre cannot be nearer to any other. Searched exactly, in table
-     * order until the table proves the rest farther, or in the grid. */
-    if (m == 0 && k > 1) {
-        for (int64_t c = 0; c < k; c++) {
-            double nearest, unused;
-            kmz_grid_two_nearest(&grid, centres, centres + dims * c, -1, c, &nearest, &unused);
-            half[c] = 0.5 * sqrt(nearest);
-        }
-    } else if (k > 1) {
+     * order until the table proves the rest farther. Not without a table (large K):
+     * searching the grid for each centre's nearest costs more than it saves (at K =
+     * 4096 on Kodak images, Lloyd takes 0.029 s instead of 0.031 s), and half stays 0. */
+    if (m && k > 1)
         table_halves(centres, dims, k, table, most, half);
-    }
     double changed = 0.0;
     for (int64_t i = 0; i < n; i++) {
         int64_t a = labels[i];
@@ -564,7 +571,7 @@ int kmz_move(const float *points, int dims, const double *weights, int64_t n, co
     *changed_out = changed;
     status = KMZ_OK;
 done:
-    free(moved), free(drop), free(reach), free(half), free(near);
+    free(moved), free(drop), free(reach), free(half), free(mover), free(where), free(speed);
     kmz_grid_free(&grid);
     kmz_grid_free(&before);
     return status;
@@ -596,7 +603,7 @@ int kmz_nearest(const float *points, int dims, int64_t n, const double *centres,
         double at[KMZ_MAX_DIMS], first, second;
         for (int a = 0; a < dims; a++)
             at[a] = points[dims * i + a];
-        labels[i] = kmz_grid_two_nearest(&grid, centres, at, -1, -1, &first, &second);
+        labels[i] = kmz_grid_two_nearest(&grid, centres, at, -1, &first, &second);
         if ((i & 0xFFF) == 0 && kmz_poll_tick(poll, 0x1000 * 8)) {
             kmz_grid_free(&grid);
             return KMZ_INTERRUPTED;

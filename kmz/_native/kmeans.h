@@ -34,6 +34,12 @@ typedef struct {
 int kmz_seed(const float *points, int dims, const double *weights, int64_t n, int64_t k,
              const double *draws, int64_t trials, int64_t *chosen, int64_t *labels, kmz_poll *poll);
 
+/* The same seeding with each cluster's points kept in one run, outer points first
+ * (seed_runs.c): faster when clusters hold a few points each (large k). Its draws
+ * land on other points than kmz_seed's, from the same distribution. */
+int kmz_seed_runs(const float *points, int dims, const double *weights, int64_t n, int64_t k,
+                  const double *draws, int64_t trials, int64_t *chosen, int64_t *labels, kmz_poll *poll);
+
 /* Each point's nearest centre (labels), its bounds (upper: the distance to it; lower:
  * to the second nearest) and the clusters' weighted sums (k, dims) and masses (zeroed
  * by the caller). A point no farther from guesses[i] than floors[i] keeps it unsearched. */

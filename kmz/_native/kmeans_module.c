@@ -98,7 +98,11 @@ fail:
     return NULL;
 }
 
-static PyObject *seed(PyObject *self, PyObject *args) {
+typedef int seeder(const float *, int, const double *, int64_t, int64_t, const double *, int64_t, int64_t *,
+                   int64_t *, kmz_poll *);
+
+/* The arguments of both seeding kernels, which take the same ones. */
+static PyObject *seed_with(seeder *kernel, PyObject *args) {
     static const spec specs[] = {{"points", F32, 2, 0}, {"weights", F64, 1, 0}, {"draws", F64, 2, 0},
                                  {"chosen", I64, 1, 1}, {"labels", I64, 1, 1}};
     Py_buffer v[5];
@@ -112,7 +116,7 @@ static PyObject *seed(PyObject *self, PyObject *args) {
     kmz_released released;
     kmz_poll poll;
     KMZ_RELEASE(released, poll);
-    status = kmz_seed(v[0].buf, dims, v[1].buf, n, k, v[2].buf, COLS(v[2]), v[3].buf, v[4].buf, &poll);
+    status = kernel(v[0].buf, dims, v[1].buf, n, k, v[2].buf, COLS(v[2]), v[3].buf, v[4].buf, &poll);
     KMZ_ACQUIRE(released);
     release(v, 5);
     if (kmz_status(status) < 0)
@@ -121,6 +125,14 @@ static PyObject *seed(PyObject *self, PyObject *args) {
 fail:
     release(v, 5);
     return NULL;
+}
+
+static PyObject *seed(PyObject *self, PyObject *args) {
+    return seed_with(kmz_seed, args);
+}
+
+static PyObject *seed_runs(PyObject *self, PyObject *args) {
+    return seed_with(kmz_seed_runs, args);
 }
 
 /* The neighbour table arguments (ranked, order, drift) for k centres. */
@@ -323,6 +335,7 @@ static PyMethodDef methods[] = {
     {"count_keys", count_keys, METH_VARARGS, "count_keys(values, number, keys, counts) -> distinct keys"},
     {"count_pixels", count_pixels, METH_VARARGS, "count_pixels(pixels, number, keys, counts) -> distinct colours"},
     {"seed", seed, METH_VARARGS, "seed(points, weights, draws, chosen, labels)"},
+    {"seed_runs", seed_runs, METH_VARARGS, "seed_runs(points, weights, draws, chosen, labels): seed's, for large k"},
     {"assign", assign, METH_VARARGS,
      "assign(points, weights, centres, guesses, floors, ranked, order, drift, labels, upper, lower, sums, mass)"},
     {"move", move, METH_VARARGS,
