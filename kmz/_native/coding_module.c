@@ -15,6 +15,10 @@
 #if KMZ_MIX_MAX_K != KMZ_CTX_MAX_K
 #error "get_palette checks one K limit for both codings"
 #endif
+#if KMZ_MIX_TRUNCATED != KMZ_CTX_TRUNCATED || KMZ_MIX_TRAILING != KMZ_CTX_TRAILING || \
+    KMZ_MIX_BAD_START != KMZ_CTX_BAD_START || KMZ_MIX_RANGE != KMZ_CTX_RANK || KMZ_MIX_INDEX != KMZ_CTX_INDEX
+#error "entropy.py maps one set of status numbers for both codings"
+#endif
 
 /* A palette: (k, 3) bytes (RGB) or (k, 4) (RGBA), 1 <= k <= KMZ_CTX_MAX_K. */
 static int get_palette(PyObject *object, Py_buffer *view) {
