@@ -428,7 +428,8 @@ def describe(data, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
         "index_bits": n * b,
         "padding_bits": 8 * fmt.bitpack.packed_size(n, b) - n * b,
         "overhead_bytes": fmt.OVERHEAD,
-        "index_bytes": len(data) - fmt.OVERHEAD - header.channels * k,
+        "palette_bytes": header.palette_size,  # 0 for mix: the coded data holds the palette
+        "index_bytes": len(data) - fmt.OVERHEAD - header.palette_size,
         "formula_bytes": header.file_size,
         "file_bytes": len(data),
         "raw_rgb_bytes": 3 * n,
@@ -445,6 +446,7 @@ def _info(args):
     formula_bits = info["palette_bits"] + info["index_bits"]
     entry_bits = info["palette_bits"] // info["k"]
     ratio = info["file_bytes"] / info["raw_rgb_bytes"]
+    index_data = "index data" if info["palette_bytes"] else "palette+indices"
     print(
         f"{source_name}: kmz version {info['version']}, coding {info['coding']}\n"
         f"  size            {info['width']} x {info['height']} = {info['width'] * info['height']:,} pixels\n"
@@ -454,7 +456,7 @@ def _info(args):
         f"  index bits      N*b = {info['index_bits']:,}\n"
         f"  formula         {entry_bits}K + N*b = {formula_bits:,} bits"
         f" (+ {info['padding_bits']} padding bits)\n"
-        f"  index data      {info['index_bytes']:,} bytes, coding {info['coding']}\n"
+        f"  {index_data:<15} {info['index_bytes']:,} bytes, coding {info['coding']}\n"
         f"  overhead        {info['overhead_bytes']} bytes (24 header + 4 CRC-32)\n"
         f"  total           {info['formula_bytes']:,} bytes by the formula (raw coding),"
         f" {info['file_bytes']:,} bytes on disk"

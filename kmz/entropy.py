@@ -10,7 +10,9 @@ as its rank among the palette entries sorted by colour distance to the left
 neighbour's colour (for RGBA, by the composite distance), the neighbours left out: an
 adaptive Elias-gamma code.
 
-Coding 2: each pixel is its position in the palette sorted by brightness, coded bit by
+Coding 2: the payload holds the palette too, coded as differences from entry to entry,
+in an order the encoder chooses (a path from colour to nearest colour), so that
+neighbouring indices are neighbouring colours. Each pixel's index is then coded bit by
 bit from the most significant; each bit's probability is a logistic mix of seven
 context models over the neighbours and a 2-D match model that follows the last place
 where the same surroundings occurred (repeated text and widgets), and the mixer learns
@@ -35,7 +37,7 @@ CODINGS = {"ctx": 1, "mix": 2}  # the header's coding numbers
 CHUNK = 1 << 22
 
 # Statuses of the decoders (kmz/_native/ctx.h and mix.h), turned into exceptions by
-# decode(). _RANGE is coding 1's escape rank or coding 2's position past the palette.
+# decode(). _RANGE is coding 1's escape rank or coding 2's index past the palette.
 _OK, _TRUNCATED, _TRAILING, _BAD_START, _RANGE = range(5)
 
 
@@ -59,7 +61,8 @@ def _palette(palette, coding):
 
 def encode(indices, palette, coding="ctx"):
     """The payload of `indices` (H, W), each below K = len(palette) <= MAX_K, in
-    `coding` ("ctx" or "mix")."""
+    `coding` ("ctx" or "mix"). A mix payload holds the palette too, reordered, with
+    the indices to match: decode() gives back the same pixels, not the same indices."""
     number = _number(coding)
     indices = np.asarray(indices)
     if indices.ndim != 2 or indices.size == 0:
@@ -70,12 +73,23 @@ def encode(indices, palette, coding="ctx"):
 
 
 def decode(payload, palette, width, height, progress=None, coding="ctx"):
-    """The indices (H, W) uint16 of a payload in `coding`; raises a FormatError
-    subclass when the payload is malformed (spec/CODING.md 6, spec/CODING2.md 7).
-    `progress`, if given, is called with (pixels done, pixels in all) after every CHUNK
-    pixels and at the end."""
+    """(palette, indices (H, W) uint16) of a payload in `coding`. `palette` is the
+    file's palette for ctx, given back as it is; for mix, whose payload holds it, the
+    pair (K, C) of its shape. Raises a FormatError subclass when the payload is
+    malformed (spec/CODING.md 6, spec/CODING2.md 7). `progress`, if given, is called with
+    (pixels done, pixels in all) after every CHUNK pixels and at the end."""
     total = width * height
-    decoder = _coding.Decoder(payload, _palette(palette, coding), width, height, _number(coding))
+    if coding == "mix":
+        if not (isinstance(palette, tuple) and len(palette) == 2):
+            raise ValueError("a mix payload holds its palette: give its shape (K, C), not a palette")
+        decoder = _coding.Decoder(payload, palette, width, height, _number(coding))
+        status, entries = decoder.palette()
+        if status != _OK:
+            _raise(status, None, width, palette[0], coding)
+        palette = np.frombuffer(entries, dtype=np.uint8).reshape(palette)
+    else:
+        palette = _palette(palette, coding)
+        decoder = _coding.Decoder(payload, palette, width, height, _number(coding))
     indices = np.empty(min(total, CHUNK), dtype=np.uint16)
     done = 0
     while done < total:
@@ -90,18 +104,18 @@ def decode(payload, palette, width, height, progress=None, coding="ctx"):
         done = end
         if progress is not None:
             progress(done, total)
-    return indices.reshape(height, width)
+    return palette, indices.reshape(height, width)
 
 
 def _raise(status, pixel, width, k, coding):
     """The FormatError of a decoder status (spec/CODING.md 6, spec/CODING2.md 7) found
-    at `pixel`."""
-    where = f"({pixel % width}, {pixel // width})"
+    at `pixel`, or in coding 2's palette when it is None."""
+    where = "the palette is complete" if pixel is None else f"pixel ({pixel % width}, {pixel // width})"
     if status == _TRUNCATED:
-        raise LengthError(f"truncated: the coded index data ends before pixel {where}")
+        raise LengthError(f"truncated: the coded data ends before {where}")
     if status == _TRAILING:
-        raise LengthError("trailing bytes: the coded index data goes on after the last pixel")
+        raise LengthError("trailing bytes: the coded data goes on after the last pixel")
     if status == _BAD_START:
-        raise PayloadError("the coded index data has an illegal start (spec/CODING.md 5.1)")
-    what = "escape rank" if coding == "ctx" else "position in the palette order"
-    raise IndexRangeError(f"{what} at pixel {where} is out of range for K = {k}")
+        raise PayloadError("the coded data has an illegal start (spec/CODING.md 5.1)")
+    what = "escape rank" if coding == "ctx" else "index"
+    raise IndexRangeError(f"{what} at {where} is out of range for K = {k}")

@@ -14,7 +14,8 @@ Works on bytes in memory only; knows nothing of k-means, files or PNG.
         u8  bits_per_index;    // must equal ceil(log2 K): 0 when K = 1
         u8  reserved;          // must be 0
     };
-    u8  palette[K][C];         // R, G, B (C = 3), or R, G, B, A (C = 4, flag bit 0)
+    u8  palette[K][C];         // R, G, B (C = 3), or R, G, B, A (C = 4, flag bit 0);
+                               // coding 2: none, its payload holds the palette
     u8  indices[ceil(W*H*b / 8)];  // row-major, b bits each, MSB first (spec 3.3)
                                    // codings 1 and 2: a range-coded payload of any length
     u32 crc32;                 // CRC-32 (ISO-HDLC, as zlib) of every byte before it
@@ -117,6 +118,12 @@ class Header:
         return 4 if self.alpha else 3
 
     @property
+    def palette_size(self):
+        """Bytes of the palette part after the header: C*K, or 0 for coding 2, whose
+        payload holds the palette (spec/CODING2.md 1)."""
+        return 0 if self.coding == CODING_MIX else self.channels * self.k
+
+    @property
     def pixel_count(self):
         return self.width * self.height
 
@@ -212,7 +219,7 @@ def encode(header, palette, indices):
         index_data = entropy.encode(indices.reshape(header.height, header.width), palette, CODINGS[header.coding])
     else:
         index_data = bitpack.pack(indices, header.bits_per_index)
-    body = header.pack() + palette.tobytes() + index_data
+    body = header.pack() + (palette.tobytes() if header.palette_size else b"") + index_data
     return body + struct.pack(">I", zlib.crc32(body))
 
 
@@ -234,10 +241,13 @@ def decode(data, verify_checksum=True, max_pixels=PACKAGE_LIMIT):
     if verify_checksum and zlib.crc32(body) != stored_crc:
         raise ChecksumError(f"checksum mismatch: stored {stored_crc:08x}, computed {zlib.crc32(body):08x}")
     k, bits, count, channels = header.k, header.bits_per_index, header.pixel_count, header.channels
+    index_data = body[HEADER_SIZE + header.palette_size :]
+    if header.coding == CODING_MIX:
+        palette, indices = entropy.decode(index_data, (k, channels), header.width, header.height, coding="mix")
+        return header, palette.copy(), indices
     palette = np.frombuffer(body, dtype=np.uint8, count=channels * k, offset=HEADER_SIZE).reshape(k, channels)
-    index_data = body[HEADER_SIZE + channels * k :]
-    if header.coding != CODING_RAW:
-        indices = entropy.decode(index_data, palette, header.width, header.height, coding=CODINGS[header.coding])
+    if header.coding == CODING_CTX:
+        _, indices = entropy.decode(index_data, palette, header.width, header.height, coding="ctx")
         return header, palette.copy(), indices
     spare_bits = 8 * len(index_data) - count * bits
     if spare_bits and index_data[-1] & ((1 << spare_bits) - 1):
@@ -265,12 +275,11 @@ def check_length(header, length):
             what = "truncated" if length < expected else "trailing bytes"
             raise LengthError(f"{what}: file is {length} bytes, its header implies {expected}")
         return
-    palette_size = header.channels * header.k
-    payload = length - OVERHEAD - palette_size
+    payload = length - OVERHEAD - header.palette_size
     if payload < 5:
         raise LengthError(
             f"truncated: file is {length} bytes, a coded file with K = {header.k} needs at least "
-            f"{OVERHEAD + palette_size + 5}"
+            f"{OVERHEAD + header.palette_size + 5}"
         )
     if header.pixel_count > _PIXELS_PER_BYTE[header.coding] * payload:
         raise LengthError(

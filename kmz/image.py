@@ -122,11 +122,12 @@ class KmzImage:
         in a sixteenth of the time: for ctx within a few per cent on photos, and rather
         over than under (the models learn as they code, and a sample gives them less to
         learn from); for mix further over, since its mixer and match model learn slower."""
-        fixed = fmt.OVERHEAD + self.channels * self.k
         if fmt.coding_id(coding) == fmt.CODING_RAW:
             return self.header.file_size, True
         if self.width * self.height <= EXACT_CODED_PIXELS:
             return len(KmzImage(self.palette, self.indices, coding).tobytes()), True
+        # What does not grow with the image: header, checksum and palette (mix codes it).
+        fixed = len(KmzImage(self.palette, self.indices[:1, :1], coding).tobytes())
         rows = max(1, self.height // _BANDS**2)
         tops = np.linspace(0, self.height - rows, _BANDS).astype(int)
         sample = KmzImage(self.palette, np.concatenate([self.indices[top : top + rows] for top in tops]), coding)

@@ -120,8 +120,26 @@ def test_info_json(capsys, small_photo, tmp_path):
         "version": 1, "coding": "raw", "width": 40, "height": 30, "k": 3, "bits_per_index": 2,
         "channels": "RGB", "palette_bits": 72, "index_bits": 2400, "padding_bits": 0, "overhead_bytes": 28,
         "formula_bytes": 28 + 9 + 300, "file_bytes": 28 + 9 + 300, "raw_rgb_bytes": 3600,
-        "index_bytes": 300,
+        "palette_bytes": 9, "index_bytes": 300,
     }
+
+
+@pytest.mark.parametrize("coding", ["ctx", "mix"])
+def test_info_of_a_coded_file_splits_palette_and_payload(capsys, small_photo, tmp_path, coding):
+    # ctx keeps the raw palette after the header; mix's payload holds the palette.
+    run(capsys, "encode", small_photo, "-o", tmp_path / "p.kmz", "-k", "5", "--coding", coding)
+    size = (tmp_path / "p.kmz").stat().st_size
+    status, out, _ = run(capsys, "info", tmp_path / "p.kmz", "--json")
+    info = json.loads(out)
+    palette_bytes = 15 if coding == "ctx" else 0
+    assert status == 0 and info["coding"] == coding
+    assert (info["palette_bytes"], info["index_bytes"], info["file_bytes"]) == (
+        palette_bytes, size - 28 - palette_bytes, size)
+    assert (info["palette_bits"], info["formula_bytes"]) == (120, 28 + 15 + math.ceil(1200 * 3 / 8))
+    status, out, _ = run(capsys, "info", tmp_path / "p.kmz")
+    label = "index data     " if coding == "ctx" else "palette+indices"
+    assert status == 0 and f"  {label} {size - 28 - palette_bytes:,} bytes, coding {coding}\n" in out
+    assert ("palette+indices" in out) == (coding == "mix")
 
 
 def test_an_existing_output_is_kept_without_force(capsys, graphic, tmp_path):

@@ -143,7 +143,7 @@ def test_coded_vectors_cover_what_the_codings_ask(coding):
     assert any(f["width"] > 32 for f in fields)  # wider than coding 2's match context
     assert any(p.read_bytes()[11] & fmt.FLAG_ALPHA for p in CODED[coding].glob("*.kmz"))  # an RGBA palette
     bad = {p.stem for p in (CODED[coding] / "bad").glob("*.kmz")}
-    out_of_range = "rank-out-of-range" if coding == "ctx" else "position-out-of-range"
+    out_of_range = "rank-out-of-range" if coding == "ctx" else "index-out-of-range"
     assert {"payload-bad-start", "payload-short", "payload-trailing", "payload-four-bytes", out_of_range,
             "k-above-4096", "too-many-pixels"} <= bad
 
@@ -158,7 +158,9 @@ def test_coded_good_vectors_decode_to_their_listing_and_png(coding):
         header, decoded_palette, decoded = fmt.decode(data)
         assert (header.width, header.height, header.k, header.coding) == (
             fields["width"], fields["height"], fields["k"], fmt.coding_id(coding))
-        assert fields["payload_bytes"] == len(data) - fmt.OVERHEAD - header.channels * header.k
+        # The payload follows the raw palette (ctx), or the header (mix: it holds the palette).
+        assert header.palette_size == (0 if coding == "mix" else header.channels * header.k)
+        assert fields["payload_bytes"] == len(data) - fmt.OVERHEAD - header.palette_size
         assert decoded_palette.tolist() == palette
         assert decoded.tolist() == indices
         # An encoder following the spec writes the same bytes.

@@ -103,13 +103,15 @@ static PyObject *order(PyObject *self, PyObject *args) {
 }
 
 /* Decoder(payload, palette, width, height, coding): holds the payload's buffer while
- * it lives. */
+ * it lives. For coding 2, `palette` is the pair (k, channels): its payload holds the
+ * palette (Decoder.palette()). */
 typedef struct {
     PyObject_HEAD
     Py_buffer payload;
     int coding;
     void *decoder; /* a kmz_ctx_decoder or a kmz_mix_decoder */
-    int64_t done, total;
+    int64_t done, total, k;
+    int channels;
     int busy; /* decoding in some thread, with the GIL released */
 } Decoder;
 
@@ -130,21 +132,38 @@ static int Decoder_init(Decoder *self, PyObject *args, PyObject *kwargs) {
         PyErr_SetString(PyExc_ValueError, "width and height must be positive");
         return -1;
     }
-    Py_buffer palette;
-    if (get_palette(palette_object, &palette) < 0)
+    /* Coding 1 is given the file's palette; coding 2's payload holds it, so it is given
+     * only its shape. */
+    Py_buffer palette = {0};
+    long long k;
+    int channels;
+    if (coding == CODING_CTX) {
+        if (get_palette(palette_object, &palette) < 0)
+            return -1;
+        k = palette.shape[0];
+        channels = (int)palette.shape[1];
+    } else if (!PyArg_ParseTuple(palette_object, "Li", &k, &channels) || k < 1 || k > KMZ_MIX_MAX_K ||
+               (channels != 3 && channels != 4)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "coding 2 is given the palette's shape: (k, 3) or (k, 4), k from 1 to %d",
+                     KMZ_MIX_MAX_K);
         return -1;
+    }
     if (kmz_buffer(payload_object, &self->payload, "payload", "B", 1, 0) < 0) {
-        PyBuffer_Release(&palette);
+        if (coding == CODING_CTX)
+            PyBuffer_Release(&palette);
         return -1;
     }
     self->coding = coding;
-    if (coding == CODING_CTX)
-        self->decoder = kmz_ctx_decoder_new(self->payload.buf, self->payload.len, palette.buf, palette.shape[0],
-                                            (int)palette.shape[1], width, height);
-    else
-        self->decoder = kmz_mix_decoder_new(self->payload.buf, self->payload.len, palette.buf, palette.shape[0],
-                                            (int)palette.shape[1], width, height);
-    PyBuffer_Release(&palette);
+    self->k = k;
+    self->channels = channels;
+    if (coding == CODING_CTX) {
+        self->decoder = kmz_ctx_decoder_new(self->payload.buf, self->payload.len, palette.buf, k, channels, width,
+                                            height);
+        PyBuffer_Release(&palette);
+    } else {
+        self->decoder = kmz_mix_decoder_new(self->payload.buf, self->payload.len, k, channels, width, height);
+    }
     if (!self->decoder) {
         PyBuffer_Release(&self->payload);
         PyErr_NoMemory();
@@ -203,7 +222,28 @@ static PyObject *Decoder_decode(Decoder *self, PyObject *args) {
     return Py_BuildValue("iL", status, (long long)pixel);
 }
 
+static PyObject *Decoder_palette(Decoder *self, PyObject *unused) {
+    if (!self->decoder || self->busy || self->coding != CODING_MIX) {
+        PyErr_SetString(PyExc_RuntimeError, !self->decoder ? "Decoder is not initialised"
+                                            : self->busy  ? "Decoder is busy in another thread"
+                                                          : "coding 1 keeps the palette out of its payload");
+        return NULL;
+    }
+    PyObject *palette = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(self->k * self->channels));
+    if (!palette)
+        return NULL;
+    int status = kmz_mix_decode_palette(self->decoder, (uint8_t *)PyBytes_AS_STRING(palette));
+    if (status != KMZ_OK) {
+        Py_DECREF(palette);
+        return Py_BuildValue("iO", status, Py_None);
+    }
+    return Py_BuildValue("iN", status, palette);
+}
+
 static PyMethodDef Decoder_methods[] = {
+    {"palette", (PyCFunction)Decoder_palette, METH_NOARGS,
+     "palette() -> (status, bytes or None): coding 2's palette, k x channels bytes, from the payload's start; "
+     "status 0, or a mix.h status"},
     {"decode", (PyCFunction)Decoder_decode, METH_VARARGS,
      "decode(image) -> (status, pixel): the pixels after those decoded so far, up to len(image), "
      "into image (uint16, the whole image so far); status 0, or a ctx.h/mix.h status with the pixel "
@@ -213,7 +253,7 @@ static PyMethodDef Decoder_methods[] = {
 
 static PyType_Slot Decoder_slots[] = {
     {Py_tp_doc, "Decoder(payload, palette, width, height, coding): a coding-1 or -2 payload decoded a chunk "
-                "at a time."},
+                "at a time; for coding 2, palette is (k, channels) and palette() gives the palette."},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, Decoder_init},
     {Py_tp_dealloc, Decoder_dealloc},

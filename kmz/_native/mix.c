@@ -1,14 +1,17 @@
 /* Coding 2 ("mix"): the model and pixel loop of spec/CODING2.md, encoder and decoder.
  * Section numbers below are those of spec/CODING2.md.
  *
- * Each pixel's position in the palette order is coded most significant bit first;
- * each bit's probability is a logistic mix of eight predictions. Every context
- * depends on pixels coded before it, so both directions are one sequential loop,
- * written once (code_pixel) for both.
+ * The palette comes first, in an order the encoder chooses so that neighbouring
+ * indices are neighbouring colours; then each pixel's index, most significant bit
+ * first, each bit's probability a logistic mix of eight predictions. Every context
+ * depends on what was coded before it, so both directions are one sequential loop,
+ * written once (code_palette, code_pixel) for both.
  */
 #include "mix.h"
 #include "rangecoder.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,14 +55,12 @@ static inline uint32_t finish(uint32_t h) {
     return h;
 }
 
-/* The model: the order of 3.2, the cells of 4.3, the weights of 5, the match state
+/* The model: the cells of 4.3, the weights of 5, the match state
  * of 4.4. A cell is a probability p of a 1 in units of 2^-16 (low 16 bits) and a count
  * (the next 8). */
 typedef struct {
     int64_t k, width;
-    int bits;        /* b: bits per pixel, max(1, (k - 1).bit_length()) */
-    uint16_t *ord;   /* ord[index]: its position in the order */
-    uint16_t *entry; /* entry[position]: the index there */
+    int bits; /* B: bits per pixel, max(1, bitlen(k - 1)) */
     int16_t stretch[4096];
     uint32_t rates[RATE_LIMIT + 1];
     uint32_t *cells; /* the slots, 16 cells each */
@@ -84,14 +85,7 @@ static int clamp_int(int v, int low, int high) {
     return v < low ? low : v > high ? high : v;
 }
 
-/* 3.2 The order: by brightness Y = 299 R + 587 G + 114 B (times the alpha for RGBA
- * palettes), ties by index. */
-static int by_key(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static int model_init(model *m, const uint8_t *palette, int64_t k, int channels, int64_t width, int64_t height) {
+static int model_init(model *m, int64_t k, int64_t width, int64_t height) {
     memset(m, 0, sizeof *m);
     m->k = k;
     m->width = width;
@@ -102,27 +96,11 @@ static int model_init(model *m, const uint8_t *palette, int64_t k, int channels,
     int last_bits = clamp_int(bit_length((uint64_t)pixels), 12, 22);
     m->slot_shift = 32 - slot_bits;
     m->last_shift = 32 - last_bits;
-    m->ord = malloc((size_t)k * sizeof *m->ord);
-    m->entry = malloc((size_t)k * sizeof *m->entry);
     m->cells = malloc(((size_t)16 << slot_bits) * sizeof *m->cells);
     m->weights = malloc((size_t)SETS * INPUTS * sizeof *m->weights);
     m->last = calloc((size_t)1 << last_bits, sizeof *m->last);
-    uint64_t *keys = malloc((size_t)k * sizeof *keys);
-    if (!m->ord || !m->entry || !m->cells || !m->weights || !m->last || !keys) {
-        free(keys);
+    if (!m->cells || !m->weights || !m->last)
         return KMZ_NO_MEMORY;
-    }
-    for (int64_t j = 0; j < k; j++) {
-        const uint8_t *c = palette + channels * j;
-        uint64_t y = 299u * c[0] + 587u * c[1] + 114u * c[2], alpha = channels == 4 ? c[3] : 255;
-        keys[j] = (y * alpha) << 12 | (uint64_t)j;
-    }
-    qsort(keys, (size_t)k, sizeof *keys, by_key);
-    for (int64_t r = 0; r < k; r++) {
-        m->entry[r] = (uint16_t)(keys[r] & 4095);
-        m->ord[m->entry[r]] = (uint16_t)r;
-    }
-    free(keys);
     int q = 0;
     for (int d = -2047; d <= 2047; d++)
         for (int s = squash(d); q <= s && q < 4096; q++)
@@ -145,23 +123,21 @@ static int model_init(model *m, const uint8_t *palette, int64_t k, int channels,
 }
 
 static void model_free(model *m) {
-    free(m->ord);
-    free(m->entry);
     free(m->cells);
     free(m->weights);
     free(m->last);
 }
 
-/* 4.3 A cell learns the bit: p moves towards it by 2/(2n + 3). */
-static inline void learn(uint32_t *cell, uint32_t rate, int bit) {
+/* 4.3 A cell learns the bit: p moves towards it by 2/(2n + 3), n counting up to `limit`. */
+static inline void learn(uint32_t *cell, uint32_t rate, int bit, uint32_t limit) {
     uint32_t p = *cell & 0xFFFF, n = *cell >> 16;
     p = bit ? p + (((65535 - p) * rate) >> 16) : p - ((p * rate) >> 16);
-    *cell = p | (n + (n < RATE_LIMIT)) << 16;
+    *cell = p | (n + (n < limit)) << 16;
 }
 
 /* 4. What the model sees -------------------------------------------------------------
  *
- * 4.1 The neighbours of the pixel `?`, as positions in the order:
+ * 4.1 The neighbours of the pixel `?`, as indices:
  *
  *           x-2   x-1    x    x+1   x+2
  *         .-----.-----.-----.-----.-----.
@@ -181,15 +157,14 @@ typedef struct {
 } view;
 
 static inline void look(model *m, const uint16_t *image, int64_t pos, int64_t x, int64_t y, view *v) {
-    const uint16_t *ord = m->ord;
     int64_t w = m->width;
-    int up = y > 0 ? ord[image[pos - w]] : x > 0 ? ord[image[pos - 1]] : 0;
-    int left = x > 0 ? ord[image[pos - 1]] : up;
-    int up_left = x > 0 && y > 0 ? ord[image[pos - w - 1]] : up;
-    int up_right = y > 0 && x < w - 1 ? ord[image[pos - w + 1]] : up;
-    int far_left = x > 1 ? ord[image[pos - 2]] : left;
-    int far_up = y > 1 ? ord[image[pos - 2 * w]] : up;
-    int far_up_right = y > 0 && x < w - 2 ? ord[image[pos - w + 2]] : up_right;
+    int up = y > 0 ? image[pos - w] : x > 0 ? image[pos - 1] : 0;
+    int left = x > 0 ? image[pos - 1] : up;
+    int up_left = x > 0 && y > 0 ? image[pos - w - 1] : up;
+    int up_right = y > 0 && x < w - 1 ? image[pos - w + 1] : up;
+    int far_left = x > 1 ? image[pos - 2] : left;
+    int far_up = y > 1 ? image[pos - 2 * w] : up;
+    int far_up_right = y > 0 && x < w - 2 ? image[pos - w + 2] : up_right;
     int gradient = clamp_int(left + up - up_left, 0, (int)m->k - 1);
     /* 4.2 The contexts: the nearest neighbours one by one, the four of the row above
      * and the left, the plane through them, two wider ones, and all seven. */
@@ -210,7 +185,7 @@ static inline void look(model *m, const uint16_t *image, int64_t pos, int64_t x,
         uint32_t last = m->last[v->match_slot];
         m->match_at = last ? (int64_t)last - 1 : -1;
     }
-    v->expected = m->match_at >= 0 ? ord[image[m->match_at]] : -1;
+    v->expected = m->match_at >= 0 ? image[m->match_at] : -1;
     v->length = m->match_length < 15 ? (int)m->match_length : 15;
 }
 
@@ -224,11 +199,11 @@ static inline void advance(model *m, const uint16_t *image, int64_t pos, int64_t
         m->match_at = -1;
     }
     m->last[v->match_slot] = (uint32_t)(pos + 1);
-    uint32_t dropped = x >= MATCH_ROW ? (uint32_t)m->ord[image[pos - MATCH_ROW]] + 1 : 0;
+    uint32_t dropped = x >= MATCH_ROW ? (uint32_t)image[pos - MATCH_ROW] + 1 : 0;
     m->row_hash = x + 1 == m->width ? 0 : (uint32_t)value + 1 + ROW_BASE * (m->row_hash - dropped * m->row_drop);
 }
 
-/* 5. One pixel: its position in the order, b bits from the most significant. Encodes
+/* 5. One pixel: its index, B bits from the most significant. Encodes
  * `value` when `e` is given, else decodes and returns it. */
 static inline int code_pixel(model *m, const view *v, kmz_range_encoder *e, kmz_range_decoder *d, int value) {
     uint32_t *slot[HASHED];
@@ -271,7 +246,7 @@ static inline int code_pixel(model *m, const view *v, kmz_range_encoder *e, kmz_
         for (int i = 0; i < n; i++) {
             int32_t moved = w[i] + ((st[i] * err) >> 14);
             w[i] = moved < -WEIGHT_LIMIT ? -WEIGHT_LIMIT : moved > WEIGHT_LIMIT ? WEIGHT_LIMIT : moved;
-            learn(cell[i], m->rates[*cell[i] >> 16], bit);
+            learn(cell[i], m->rates[*cell[i] >> 16], bit, RATE_LIMIT);
         }
         agree = agree && bit == expected_bit;
         node = 2 * node + bit;
@@ -280,21 +255,147 @@ static inline int code_pixel(model *m, const view *v, kmz_range_encoder *e, kmz_
     return node - (1 << m->bits);
 }
 
+/* 3.2 The palette ---------------------------------------------------------------------
+ *
+ * Entry by entry in index order, each channel as its difference from the entry before
+ * (the first from 0, 0, 0, 0), taken modulo 256 into -128..127; red and blue less the
+ * green difference, since colours mostly change in brightness. Each difference is a
+ * zero flag, a sign, its bit length in unary and the bits below the leading one, every
+ * decision with a cell of its own. */
+#define PALETTE_LIMIT 30 /* 3.2: a palette cell's count saturates here: few decisions */
+
+typedef struct {
+    uint32_t zero[4][2], sign[4][2], length[4][2][8], low[4][9][8]; /* by channel, [g == 0] */
+    uint32_t rates[PALETTE_LIMIT + 1];
+} palette_model;
+
+static void palette_model_init(palette_model *pm, const model *m) {
+    uint32_t *cells = &pm->zero[0][0];
+    for (size_t c = 0; c < offsetof(palette_model, rates) / sizeof *cells; c++)
+        cells[c] = 1u << 15;
+    memcpy(pm->rates, m->rates, sizeof pm->rates);
+}
+
+/* One decision of the palette: its probability straight from the cell. */
+static inline int palette_bit(palette_model *pm, uint32_t *cell, kmz_range_encoder *e, kmz_range_decoder *d, int bit) {
+    int p = clamp_int((int)((*cell & 0xFFFF) >> 4), 1, 4095);
+    if (e)
+        kmz_range_put(e, (uint32_t)(4096 - p) << 4, bit);
+    else
+        bit = kmz_range_get(d, (uint32_t)(4096 - p) << 4);
+    learn(cell, pm->rates[*cell >> 16], bit, PALETTE_LIMIT);
+    return bit;
+}
+
+/* A difference v in -128..127 of channel c in context s; returns it (decoded when no `e`). */
+static int palette_difference(palette_model *pm, int c, int s, kmz_range_encoder *e, kmz_range_decoder *d, int v) {
+    int size = v < 0 ? -v : v;
+    if (!palette_bit(pm, &pm->zero[c][s], e, d, size != 0))
+        return 0;
+    int negative = palette_bit(pm, &pm->sign[c][s], e, d, v < 0);
+    int length = 1; /* bitlen(size), 1 to 8 */
+    while (length < 8 && palette_bit(pm, &pm->length[c][s][length], e, d, bit_length((uint64_t)size) > length))
+        length++;
+    int decoded = 1;
+    for (int i = length - 2; i >= 0; i--)
+        decoded = 2 * decoded + palette_bit(pm, &pm->low[c][length][i], e, d, (size >> i) & 1);
+    return negative ? -decoded : decoded;
+}
+
+static inline int wrap(int v) {
+    return ((v + 128) & 255) - 128;
+}
+
+/* Codes the k entries of `palette` (encoder), or decodes them into it. */
+static void code_palette(const model *m, uint8_t *palette, int channels, kmz_range_encoder *e, kmz_range_decoder *d) {
+    palette_model pm;
+    palette_model_init(&pm, m);
+    int before[4] = {0, 0, 0, 0};
+    for (int64_t j = 0; j < m->k; j++) {
+        uint8_t *entry = palette + channels * j;
+        /* alpha, then green, red, blue: channel numbers 3, 1, 0, 2 */
+        if (channels == 4)
+            entry[3] = (uint8_t)(before[3] + palette_difference(&pm, 3, 0, e, d, wrap(entry[3] - before[3])));
+        int g = palette_difference(&pm, 1, 0, e, d, wrap(entry[1] - before[1])), s = g == 0;
+        entry[1] = (uint8_t)(before[1] + g);
+        entry[0] = (uint8_t)(before[0] + g + palette_difference(&pm, 0, s, e, d, wrap(entry[0] - before[0] - g)));
+        entry[2] = (uint8_t)(before[2] + g + palette_difference(&pm, 2, s, e, d, wrap(entry[2] - before[2] - g)));
+        for (int c = 0; c < channels; c++)
+            before[c] = entry[c];
+    }
+}
+
+/* The encoder's choice of order (not part of the format): a path through the colours,
+ * from the darkest to the nearest one not yet taken (sum of absolute differences of the
+ * channels; ties to the lower index). It keeps the differences of 3.2 small, and along
+ * the ramps of anti-aliased text and gradients it makes neighbouring positions
+ * neighbouring colours. rank[index] is the index's position. */
+static void choose_order(const uint8_t *palette, int64_t k, int channels, uint16_t *order, uint16_t *rank) {
+    int64_t first = 0;
+    uint64_t darkest = UINT64_MAX;
+    for (int64_t j = 0; j < k; j++) {
+        const uint8_t *c = palette + channels * j;
+        uint64_t key = (299u * c[0] + 587u * c[1] + 114u * c[2]) * (uint64_t)(channels == 4 ? c[3] : 255);
+        if (key < darkest) {
+            darkest = key;
+            first = j;
+        }
+    }
+    for (int64_t j = 0; j < k; j++)
+        order[j] = (uint16_t)j;
+    order[0] = (uint16_t)first;
+    order[first] = 0;
+    /* order[0..r] is the path so far, order[r+1..] the rest. */
+    for (int64_t r = 0; r + 1 < k; r++) {
+        const uint8_t *at = palette + channels * order[r];
+        int64_t best = r + 1;
+        int best_distance = INT32_MAX;
+        for (int64_t t = r + 1; t < k; t++) {
+            const uint8_t *c = palette + channels * order[t];
+            int distance = 0;
+            for (int ch = 0; ch < channels; ch++)
+                distance += abs(c[ch] - at[ch]);
+            if (distance < best_distance || (distance == best_distance && order[t] < order[best])) {
+                best_distance = distance;
+                best = t;
+            }
+        }
+        uint16_t taken = order[best];
+        order[best] = order[r + 1];
+        order[r + 1] = taken;
+    }
+    for (int64_t r = 0; r < k; r++)
+        rank[order[r]] = (uint16_t)r;
+}
+
 int kmz_mix_encode(const uint16_t *indices, int64_t width, int64_t height, const uint8_t *palette,
                    int64_t k, int channels, uint8_t **payload, int64_t *size, int64_t *pixel, kmz_poll *poll) {
+    int64_t pixels = width * height;
+    for (int64_t pos = 0; pos < pixels; pos++)
+        if (indices[pos] >= k) {
+            *pixel = pos;
+            return KMZ_MIX_INDEX;
+        }
     model m;
-    int status = model_init(&m, palette, k, channels, width, height);
-    kmz_range_encoder e = KMZ_RANGE_ENCODER((width * height) / 4 + 4096);
+    int status = model_init(&m, k, width, height);
+    kmz_range_encoder e = KMZ_RANGE_ENCODER(pixels / 4 + 4096 + 4 * k);
     e.out = malloc((size_t)e.capacity);
-    if (!e.out)
+    /* The file's palette is in the chosen order, and so are the indices coded. */
+    uint8_t *stored = malloc((size_t)(channels * k));
+    uint16_t *order = malloc((size_t)k * sizeof *order), *rank = malloc((size_t)k * sizeof *rank);
+    uint16_t *image = malloc((size_t)pixels * sizeof *image);
+    if (!e.out || !stored || !order || !rank || !image)
         status = KMZ_NO_MEMORY;
+    if (status == KMZ_OK) {
+        choose_order(palette, k, channels, order, rank);
+        for (int64_t r = 0; r < k; r++)
+            memcpy(stored + channels * r, palette + channels * order[r], (size_t)channels);
+        for (int64_t pos = 0; pos < pixels; pos++)
+            image[pos] = rank[indices[pos]];
+        code_palette(&m, stored, channels, &e, NULL);
+    }
     for (int64_t y = 0, pos = 0; y < height && status == KMZ_OK; y++) {
         for (int64_t x = 0; x < width; x++, pos++) {
-            if (indices[pos] >= k) {
-                *pixel = pos;
-                status = KMZ_MIX_INDEX;
-                break;
-            }
             if (kmz_poll_tick(poll, m.bits)) {
                 status = KMZ_INTERRUPTED;
                 break;
@@ -304,10 +405,9 @@ int kmz_mix_encode(const uint16_t *indices, int64_t width, int64_t height, const
                 break;
             }
             view v;
-            look(&m, indices, pos, x, y, &v);
-            int value = m.ord[indices[pos]];
-            code_pixel(&m, &v, &e, NULL, value);
-            advance(&m, indices, pos, x, &v, value);
+            look(&m, image, pos, x, y, &v);
+            code_pixel(&m, &v, &e, NULL, image[pos]);
+            advance(&m, image, pos, x, &v, image[pos]);
         }
     }
     if (status == KMZ_OK) {
@@ -317,6 +417,10 @@ int kmz_mix_encode(const uint16_t *indices, int64_t width, int64_t height, const
     } else {
         free(e.out);
     }
+    free(stored);
+    free(order);
+    free(rank);
+    free(image);
     model_free(&m);
     return status;
 }
@@ -324,23 +428,28 @@ int kmz_mix_encode(const uint16_t *indices, int64_t width, int64_t height, const
 struct kmz_mix_decoder {
     model model;
     kmz_range_decoder coder;
-    int64_t height, done; /* the next pixel */
+    int channels;
+    uint8_t *palette;     /* k x channels, once decoded */
+    int64_t height, done; /* the next pixel, or -1 before the palette */
     int status;           /* the first positive status met, final */
     int64_t failed_at;
 };
 
-kmz_mix_decoder *kmz_mix_decoder_new(const uint8_t *payload, int64_t size, const uint8_t *palette,
-                                     int64_t k, int channels, int64_t width, int64_t height) {
+kmz_mix_decoder *kmz_mix_decoder_new(const uint8_t *payload, int64_t size, int64_t k, int channels, int64_t width,
+                                     int64_t height) {
     kmz_mix_decoder *d = calloc(1, sizeof *d);
     if (!d)
         return NULL;
-    if (model_init(&d->model, palette, k, channels, width, height) != KMZ_OK) {
+    d->palette = calloc((size_t)k, (size_t)channels); /* zeros: code_palette reads it before decoding into it */
+    if (!d->palette || model_init(&d->model, k, width, height) != KMZ_OK) {
         kmz_mix_decoder_free(d);
         return NULL;
     }
     d->coder.data = payload;
     d->coder.end = size;
+    d->channels = channels;
     d->height = height;
+    d->done = -1;
     return d;
 }
 
@@ -348,6 +457,7 @@ void kmz_mix_decoder_free(kmz_mix_decoder *d) {
     if (!d)
         return;
     model_free(&d->model);
+    free(d->palette);
     free(d);
 }
 
@@ -357,8 +467,32 @@ static int fail(kmz_mix_decoder *d, int status, int64_t at, int64_t *pixel) {
     return status;
 }
 
+/* 6 and 3.2: the range coder's start, then the palette. */
+static int decode_palette(kmz_mix_decoder *d) {
+    int64_t pixel;
+    if (d->status)
+        return d->status;
+    if (d->done >= 0)
+        return KMZ_OK;
+    int start = kmz_range_start(&d->coder);
+    if (start != KMZ_RANGE_OK)
+        return fail(d, start == KMZ_RANGE_TRUNCATED ? KMZ_MIX_TRUNCATED : KMZ_MIX_BAD_START, 0, &pixel);
+    code_palette(&d->model, d->palette, d->channels, NULL, &d->coder);
+    if (d->coder.pos > d->coder.end)
+        return fail(d, KMZ_MIX_TRUNCATED, 0, &pixel);
+    d->done = 0;
+    return KMZ_OK;
+}
+
+int kmz_mix_decode_palette(kmz_mix_decoder *d, uint8_t *palette) {
+    int status = decode_palette(d);
+    if (status == KMZ_OK)
+        memcpy(palette, d->palette, (size_t)(d->channels * d->model.k));
+    return status;
+}
+
 int kmz_mix_decode(kmz_mix_decoder *d, uint16_t *image, int64_t count, int64_t *pixel, kmz_poll *poll) {
-    if (d->status) {
+    if (decode_palette(d) != KMZ_OK) {
         *pixel = d->failed_at;
         return d->status;
     }
@@ -366,11 +500,6 @@ int kmz_mix_decode(kmz_mix_decoder *d, uint16_t *image, int64_t count, int64_t *
     int64_t width = m->width, total = width * d->height, pos = d->done;
     int64_t stop = pos + (count < total - pos ? count : total - pos);
     kmz_range_decoder c = d->coder;
-    if (pos == 0 && c.pos == 0) {
-        int start = kmz_range_start(&c);
-        if (start != KMZ_RANGE_OK)
-            return fail(d, start == KMZ_RANGE_TRUNCATED ? KMZ_MIX_TRUNCATED : KMZ_MIX_BAD_START, 0, pixel);
-    }
     int status = KMZ_OK;
     for (; pos < stop; pos++) {
         if (kmz_poll_tick(poll, m->bits)) {
@@ -386,7 +515,7 @@ int kmz_mix_decode(kmz_mix_decoder *d, uint16_t *image, int64_t count, int64_t *
             return fail(d, KMZ_MIX_TRUNCATED, pos, pixel);
         if (value >= m->k)
             return fail(d, KMZ_MIX_RANGE, pos, pixel);
-        image[pos] = m->entry[value];
+        image[pos] = (uint16_t)value;
         advance(m, image, pos, x, &v, value);
     }
     d->coder = c;

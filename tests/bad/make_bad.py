@@ -103,10 +103,11 @@ CASES = {
                            "index 6 at pixel (1, 2) is out of range for K = 5"),
     # Coding 1 (spec/CODING.md): a payload whose first byte is not 0.
     "ctx_payload_start": (with_crc(header(coding=1) + PALETTE + b"\x01\0\0\0\0"), "PayloadError",
-                          "the coded index data has an illegal start (spec/CODING.md 5.1)"),
-    # Coding 2 (spec/CODING2.md) starts its payload as coding 1 does.
-    "mix_payload_start": (with_crc(header(coding=2) + PALETTE + b"\x01\0\0\0\0"), "PayloadError",
-                          "the coded index data has an illegal start (spec/CODING.md 5.1)"),
+                          "the coded data has an illegal start (spec/CODING.md 5.1)"),
+    # Coding 2 (spec/CODING2.md) starts its payload as coding 1 does, right after the
+    # header: its payload holds the palette.
+    "mix_payload_start": (with_crc(header(coding=2) + b"\x01\0\0\0\0"), "PayloadError",
+                          "the coded data has an illegal start (spec/CODING.md 5.1)"),
 }
 
 

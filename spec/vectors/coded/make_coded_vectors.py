@@ -67,8 +67,7 @@ def _good():
 
 def _with_payload(data, payload):
     """The file `data` with its payload replaced and its checksum made valid."""
-    header = fmt.read_header(data)
-    body = data[: fmt.HEADER_SIZE + header.channels * header.k] + payload
+    body = data[: fmt.HEADER_SIZE + fmt.read_header(data).palette_size] + payload
     return body + struct.pack(">I", zlib.crc32(body))
 
 
@@ -83,8 +82,8 @@ def _with_header(data, **fields):
 
 def _bad(good, coding):
     """DEFECT -> (file bytes, error name, rule) for `good`, the good vectors of `coding`."""
-    edges = good["edges-k5"]
-    payload = edges[24 + 15 : -4]
+    edges, rgba = good["edges-k5"], good["noise-k12-rgba"]
+    payload = edges[24 + fmt.read_header(edges).palette_size : -4]
     number = fmt.coding_id(coding)
     one = fmt.encode(fmt.Header(1, 1, 1, number), np.zeros((1, 3), np.uint8), np.zeros(1))
     if coding == "ctx":
@@ -96,11 +95,12 @@ def _bad(good, coding):
         }
     else:
         # A code one below the top of the range, kept there by 0xFF bytes, decodes every
-        # bit as 1 whatever the model: position 7 (b = 3) at the first pixel, K being 5.
+        # decision as 1 whatever the model: a palette of some colours, then index 7
+        # (b = 3) at the first pixel, K being 5.
         out_of_range = {
-            "position-out-of-range": (
-                _with_payload(edges, b"\x00\xff\xff\xff\xfe" + b"\xff" * 8), "IndexRangeError",
-                "13: every position is below K (all bits 1: position 7, K = 5)",
+            "index-out-of-range": (
+                _with_payload(edges, b"\x00\xff\xff\xff\xfe" + b"\xff" * 160), "IndexRangeError",
+                "13: every index is below K (all bits 1: index 7, K = 5)",
             ),
         }
     return {
@@ -121,8 +121,8 @@ def _bad(good, coding):
             f"9: W*H <= 2^{PIXELS_PER_BYTE[coding].bit_length() - 1} * P",
         ),
         "rgba-payload-short": (
-            _with_payload(good["noise-k12-rgba"], good["noise-k12-rgba"][24 + 48 : -5]), "LengthError",
-            "12: no read past the end (an RGBA palette of 4K bytes)",
+            _with_payload(rgba, rgba[24 + fmt.read_header(rgba).palette_size : -5]), "LengthError",
+            "12: no read past the end (an RGBA palette of 4-byte entries)",
         ),
     }
 
@@ -135,7 +135,7 @@ def _describe(name, data):
         f"height {header.height}",
         f"k {header.k}",
         f"bits_per_index {header.bits_per_index}",
-        f"payload_bytes {len(data) - fmt.OVERHEAD - header.channels * header.k}",
+        f"payload_bytes {len(data) - fmt.OVERHEAD - header.palette_size}",
         *(["flags 1 (RGBA palette)"] if header.alpha else []),
         "palette (index: R,G,B,A)" if header.alpha else "palette (index: R,G,B)",
         *(f"{i}: " + ",".join(map(str, entry)) for i, entry in enumerate(palette.tolist())),
