@@ -27,6 +27,7 @@
 #define MATCH_ROW 32 /* 4.4: pixels of the row in the match context */
 #define ROW_BASE 0x01000193u
 #define PIXEL_BYTES 32 /* 6: a pixel narrows the range by at most 2^144 */
+#define ENTRY_BYTES 128 /* 3.2: a palette entry, 64 decisions, by at most 2^768 */
 
 /* 3.1 The logistic functions ---------------------------------------------------------
  *
@@ -306,12 +307,15 @@ static inline int wrap(int v) {
     return ((v + 128) & 255) - 128;
 }
 
-/* Codes the k entries of `palette` (encoder), or decodes them into it. */
-static void code_palette(const model *m, uint8_t *palette, int channels, kmz_range_encoder *e, kmz_range_decoder *d) {
+/* Codes the k entries of `palette` (encoder), or decodes them into it. KMZ_OK, or
+ * KMZ_NO_MEMORY when the encoder's output cannot grow. */
+static int code_palette(const model *m, uint8_t *palette, int channels, kmz_range_encoder *e, kmz_range_decoder *d) {
     palette_model pm;
     palette_model_init(&pm, m);
     int before[4] = {0, 0, 0, 0};
     for (int64_t j = 0; j < m->k; j++) {
+        if (e && kmz_range_reserve(e, ENTRY_BYTES) != 0)
+            return KMZ_NO_MEMORY;
         uint8_t *entry = palette + channels * j;
         /* alpha, then green, red, blue: channel numbers 3, 1, 0, 2 */
         if (channels == 4)
@@ -323,13 +327,14 @@ static void code_palette(const model *m, uint8_t *palette, int channels, kmz_ran
         for (int c = 0; c < channels; c++)
             before[c] = entry[c];
     }
+    return KMZ_OK;
 }
 
 /* The encoder's choice of order (not part of the format): a path through the colours,
  * from the darkest to the nearest one not yet taken (sum of absolute differences of the
  * channels; ties to the lower index). It keeps the differences of 3.2 small, and along
- * the ramps of anti-aliased text and gradients it makes neighbouring positions
- * neighbouring colours. rank[index] is the index's position. */
+ * the ramps of anti-aliased text and gradients it makes neighbouring indices
+ * neighbouring colours. rank[index] is the index's place in the path. */
 static void choose_order(const uint8_t *palette, int64_t k, int channels, uint16_t *order, uint16_t *rank) {
     int64_t first = 0;
     uint64_t darkest = UINT64_MAX;
@@ -378,7 +383,7 @@ int kmz_mix_encode(const uint16_t *indices, int64_t width, int64_t height, const
         }
     model m;
     int status = model_init(&m, k, width, height);
-    kmz_range_encoder e = KMZ_RANGE_ENCODER(pixels / 4 + 4096 + 4 * k);
+    kmz_range_encoder e = KMZ_RANGE_ENCODER(pixels / 4 + 4096 + 3 * k);
     e.out = malloc((size_t)e.capacity);
     /* The file's palette is in the chosen order, and so are the indices coded. */
     uint8_t *stored = malloc((size_t)(channels * k));
@@ -392,7 +397,7 @@ int kmz_mix_encode(const uint16_t *indices, int64_t width, int64_t height, const
             memcpy(stored + channels * r, palette + channels * order[r], (size_t)channels);
         for (int64_t pos = 0; pos < pixels; pos++)
             image[pos] = rank[indices[pos]];
-        code_palette(&m, stored, channels, &e, NULL);
+        status = code_palette(&m, stored, channels, &e, NULL);
     }
     for (int64_t y = 0, pos = 0; y < height && status == KMZ_OK; y++) {
         for (int64_t x = 0; x < width; x++, pos++) {
