@@ -154,16 +154,16 @@ def read_header(data):
         raise VersionError(f"unknown format version {version} (this decoder reads version {VERSION})")
     if coding not in CODINGS:
         raise HeaderError(f"unknown index coding {coding}")
+    k = k_minus_1 + 1
+    if coding != CODING_RAW and k > CODED_MAX_K:  # still check 4 (spec/CODING.md 6, spec/CODING2.md 7)
+        raise HeaderError(f"coding {CODINGS[coding]} allows K up to {CODED_MAX_K}, not {k}")
     if flags & ~FLAG_ALPHA or reserved:
         raise HeaderError("reserved header bits are not zero")
     for name, value in (("width", width), ("height", height)):
         if not 1 <= value <= MAX_DIMENSION:
             raise HeaderError(f"{name} is {value}; it must be between 1 and {MAX_DIMENSION}")
-    k = k_minus_1 + 1
     if bits != bits_per_index(k):
         raise HeaderError(f"bits per index is {bits}; K = {k} needs {bits_per_index(k)}")
-    if coding != CODING_RAW and k > CODED_MAX_K:
-        raise HeaderError(f"coding {CODINGS[coding]} allows K up to {CODED_MAX_K}, not {k}")
     return Header(width, height, k, coding, alpha=bool(flags & FLAG_ALPHA))
 
 
