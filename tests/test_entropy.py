@@ -355,20 +355,17 @@ def test_escape_rank_out_of_range_names_the_pixel():
 
 
 @pytest.mark.parametrize("channels", [3, 4])
-@pytest.mark.parametrize("k", [1, 5])
-def test_mix_index_past_the_palette_names_the_pixel(k, channels):
-    # A code one below the top of the range, kept there by 0xFF bytes, decodes every
-    # decision as 1, whatever the model predicts: a palette of some colours (each
-    # difference -255), then the first pixel's index 2^B - 1, past the palette when K is
-    # not a power of two (B = 1 for K = 1). 64 bytes of 0xFF outlast the palette.
-    data = coded_file(smooth_indices(9, 11, k), random_palette(k, channels=channels), "mix")
-    damaged = with_payload(data, b"\x00\xff\xff\xff\xfe" + b"\xff" * 64)
-    with pytest.raises(IndexRangeError, match=rf"^index at pixel \(0, 0\) is out of range for K = {k}$"):
+def test_mix_index_past_the_palette_names_the_pixel(channels):
+    # A code of 0 decodes every decision as 0, whatever the model predicts: a palette of
+    # one black entry, then "not the left pixel" at the first pixel; with K = 1 (B = 1)
+    # the tree's one bit is then forced to the other child: index 1, past the palette.
+    data = coded_file(np.zeros((9, 11)), random_palette(1, channels=channels), "mix")
+    damaged = with_payload(data, bytes(13))
+    with pytest.raises(IndexRangeError, match=r"^index at pixel \(0, 0\) is out of range for K = 1$"):
         fmt.decode(damaged)
     # The palette itself decodes: the error is the pixel's.
-    decoder = _coding.Decoder(payload_of(damaged), (k, channels), 11, 9, 2)
-    status, palette = decoder.palette()
-    assert status == 0 and len(palette) == k * channels
+    status, palette = _coding.Decoder(payload_of(damaged), (1, channels), 11, 9, 2).palette()
+    assert status == 0 and palette == bytes(channels)
 
 
 def test_mix_damaged_payload_decodes_an_index_past_the_palette():

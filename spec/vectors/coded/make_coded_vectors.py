@@ -94,13 +94,13 @@ def _bad(good, coding):
             ),
         }
     else:
-        # A code one below the top of the range, kept there by 0xFF bytes, decodes every
-        # decision as 1 whatever the model: a palette of some colours, then index 7
-        # (b = 3) at the first pixel, K being 5.
+        # A code of 0 decodes every decision as 0, whatever the model: a black palette,
+        # "not the left pixel" at the first pixel, and with K = 1 (B = 1) the tree's one
+        # bit is then forced to 1: index 1, not below K.
         out_of_range = {
             "index-out-of-range": (
-                _with_payload(edges, b"\x00\xff\xff\xff\xfe" + b"\xff" * 160), "IndexRangeError",
-                "13: every index is below K (all bits 1: index 7, K = 5)",
+                _with_payload(one, bytes(13)), "IndexRangeError",
+                "13: every index is below K (K = 1: not the left pixel leaves index 1)",
             ),
         }
     return {
