@@ -62,6 +62,11 @@ def _good():
     # Noise over 300 colours: 9 bits a pixel in coding 2, past the first 256 tree nodes.
     palette300 = rng.integers(0, 256, (300, 3)).astype(np.uint8)
     vectors["noise-k300"] = (palette300, rng.integers(0, 300, (4, 9)).astype(np.uint16))
+    # Shading over 130 colours with noise, B = 8: coding 2's up step and its pair cells.
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:10, 0:20]
+    shading = (x * 5 + y * 3 + rng.integers(0, 4, (10, 20))) % 130
+    vectors["shading-k130"] = (rng.integers(0, 256, (130, 3)).astype(np.uint8), shading.astype(np.uint16))
     return vectors
 
 
