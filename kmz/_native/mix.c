@@ -21,7 +21,7 @@
 #define GROUP 4             /* 4.3: bits per slot; a slot is 16 cells, one per node */
 #define DIRECT_SLOTS 18     /* 4.3: per context value: the first group, 16 of the second, the up step */
 #define PAIRS 65536         /* 5.2: cells of each pair of neighbours in the up step */
-#define RATE_LIMIT 255      /* 4.3: a count saturates here */
+#define RATE_LIMIT 40       /* 4.3: a count saturates here: cells keep adapting */
 #define SETS (6 * 256)      /* 5: weight sets: the tree's by match state and node, then the steps' */
 #define LEFT_SETS (5 * 256)
 #define UP_SETS (5 * 256 + 16)
