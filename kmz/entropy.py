@@ -11,12 +11,13 @@ neighbour's colour (for RGBA, by the composite distance), the neighbours left ou
 adaptive Elias-gamma code.
 
 Coding 2: the payload holds the palette too, coded as differences from entry to entry,
-in an order the encoder chooses (a path from colour to nearest colour), so that
-neighbouring indices are neighbouring colours. Each pixel's index is then coded bit by
-bit from the most significant; each bit's probability is a logistic mix of seven
-context models over the neighbours and a 2-D match model that follows the last place
-where the same surroundings occurred (repeated text and widgets), and the mixer learns
-which to trust.
+in an order the encoder chooses (a path from colour to nearest colour, or brightness),
+so that neighbouring indices are neighbouring colours. Each pixel is then asked "is it
+the left neighbour?" (and, at 7 or 8 bits an index, "the one above?"); if not, its
+index is coded bit by bit from the most significant. Each decision's probability is a
+logistic mix of up to seven context models over the neighbours and a 2-D match model
+that follows the last place where the same surroundings occurred (repeated text and
+widgets), and the mixer learns which to trust.
 
 In both, every context depends on the pixels decoded before it, so the loop is sequential by
 nature: it is C (kmz/_native/ctx.c and mix.c, module kmz._coding), run with the GIL released. All
