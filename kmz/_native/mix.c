@@ -16,13 +16,13 @@
 #include <string.h>
 
 #define HASHED 7            /* 4.2: context models */
-#define DIRECT 3            /* 4.3: the first three (left, up, gradient) have direct slots when b <= 8 */
+#define DIRECT 3            /* 4.3: the first three (left, up, gradient) have direct slots when B <= 8 */
 #define INPUTS (HASHED + 1) /* and the match model */
 #define GROUP 4             /* 4.3: bits per slot; a slot is 16 cells, one per node */
 #define DIRECT_SLOTS 18     /* 4.3: per context value: the first group, 16 of the second, the up step */
 #define PAIRS 65536         /* 5.2: cells of each pair of neighbours in the up step */
 #define RATE_LIMIT 40       /* 4.3: a count saturates here: cells keep adapting */
-#define SETS (6 * 256)      /* 5: weight sets: the tree's by match state and node, then the steps' */
+#define SETS (6 * 256)      /* 5.4: weight sets: the tree's by match state and node, then the steps' */
 #define LEFT_SETS (5 * 256)
 #define UP_SETS (5 * 256 + 16)
 #define WEIGHT_START (1 << 14)
@@ -273,7 +273,7 @@ static inline void advance(model *m, const uint16_t *image, int64_t pos, int64_t
     m->row_hash = x + 1 == m->width ? 0 : (uint32_t)value + 1 + ROW_BASE * (m->row_hash - dropped * m->row_drop);
 }
 
-/* 5.1-5.4 One mixed decision over the n cells with the weights w: codes `bit` (encoder)
+/* 5.5-5.6 One mixed decision over the n cells with the weights w: codes `bit` (encoder)
  * or decodes and returns it, then learns. Always inlined, with n a constant at each
  * call, so that the loops unroll. */
 KMZ_INLINE int decide(model *m, uint32_t **cell, int n, int32_t *w, kmz_range_encoder *e, kmz_range_decoder *d,
@@ -284,14 +284,14 @@ KMZ_INLINE int decide(model *m, uint32_t **cell, int n, int32_t *w, kmz_range_en
         st[i] = m->stretch[(*cell[i] & 0xFFFF) >> 4];
         dot += (int64_t)w[i] * st[i];
     }
-    /* 5.3 Arithmetic shifts of negative numbers round down (two's complement). */
+    /* 5.5 Arithmetic shifts of negative numbers round down (two's complement). */
     int64_t logit = dot >> 16;
     int p = m->squashed[(logit < -2047 ? -2047 : logit > 2047 ? 2047 : logit) + 2047];
     if (e)
         kmz_range_put(e, (uint32_t)(4096 - p) << 4, bit);
     else
         bit = kmz_range_get(d, (uint32_t)(4096 - p) << 4);
-    /* 5.4 Learning. */
+    /* 5.6 Learning. */
     int err = ((bit << 12) - p) * LEARNING_RATE;
     for (int i = 0; i < n; i++) {
         int32_t moved = w[i] + ((st[i] * err) >> 14);
