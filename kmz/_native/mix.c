@@ -360,11 +360,13 @@ KMZ_INLINE int code_pixel(model *m, const view *v, kmz_range_encoder *e, kmz_ran
                     slot[i] = slot_of(m, v, i, node);
             group = 1;
         }
-        if (b == 0 && (node == ((1 << m->bits) | v->left) >> 1 ||
-                       (up_excluded && node == ((1 << m->bits) | v->up) >> 1))) {
-            /* The other child is excluded: the bit is known. */
-            int excluded = node == ((1 << m->bits) | v->left) >> 1 ? v->left : v->up;
-            return (2 * node + (~excluded & 1)) - (1 << m->bits);
+        if (b == 0) {
+            /* The last bit is known where a step excluded its sibling: the other one. */
+            int top = 1 << m->bits, excluded = node == (top | v->left) >> 1                    ? v->left
+                                               : up_excluded && node == (top | v->up) >> 1 ? v->up
+                                                                                            : -1;
+            if (excluded >= 0)
+                return 2 * node + (~excluded & 1) - top;
         }
         int expected_bit = agree ? (v->expected >> b) & 1 : 0;
         for (int i = 0; i < used; i++)
