@@ -623,7 +623,8 @@ def _drive(backend, tasks, job, convert, chunk_size, record, bar):
             items = queue.popleft()
             inflight[backend.submit(items, job, convert)] = items
         done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-        for future in done:
+        # Several may be done: recorded in the order sent (a set's order is arbitrary).
+        for future in [f for f in inflight if f in done]:
             items = inflight.pop(future)
             try:
                 results = future.result()

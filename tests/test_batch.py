@@ -5,6 +5,7 @@ import os
 import re
 import sys
 import threading
+from concurrent.futures import ALL_COMPLETED, wait
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,18 @@ def test_run_starts_with_the_largest_files(tmp_path):
         make_image(src / name, size=size)
     batch.run(batch.plan([src], dst), batch.Job(k=K), manifest=dst / "log.jsonl", workers=1, chunk_size=1)
     assert [Path(r["path"]).name for r in read_manifest(dst / "log.jsonl")] == ["b.png", "d.png", "c.png", "a.png"]
+
+
+def test_chunks_done_together_are_recorded_in_the_order_sent(tmp_path, monkeypatch):
+    # A loaded machine can find several chunks done at one look; here every look waits
+    # for all of them. The order recorded must not depend on how a set orders them.
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    sizes = [64, 56, 48, 40, 32, 24, 16, 8]
+    for i, size in enumerate(sizes):
+        make_image(src / f"{i}.png", size=size)
+    monkeypatch.setattr(batch, "wait", lambda futures, return_when: wait(futures, return_when=ALL_COMPLETED))
+    batch.run(batch.plan([src], dst), batch.Job(k=K), manifest=dst / "log.jsonl", workers=2, chunk_size=1)
+    assert [Path(r["path"]).name for r in read_manifest(dst / "log.jsonl")] == [f"{i}.png" for i in range(len(sizes))]
 
 
 def test_a_worker_that_dies_costs_only_its_file(tmp_path):
