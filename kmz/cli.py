@@ -280,14 +280,16 @@ def _encode(args):
     with Progress(quiet=args.quiet) as progress:
         progress(f"reading {source_name}")
         image = _quantized(source, args, progress)
-        progress(f"writing {name}")
-        size = image.save(output, format=format, force=args.force)
         hint = ""
+        # Measured before the write, so that the write is the last step: a Ctrl-C while
+        # measuring leaves no file behind.
         if format == "KMZ" and image.coding == "raw" and image.k <= fmt.CODED_MAX_K:
             progress("measuring --coding ctx")
             ctx, exact = image.size_with("ctx")
-            if ctx < size:
+            if ctx < image.header.file_size:
                 hint = f"; --coding ctx would write {'' if exact else 'about '}{ctx:,} bytes"
+        progress(f"writing {name}")
+        size = image.save(output, format=format, force=args.force)
     asked = image.target.k if image.target else args.k or DEFAULT_K
     note = "" if image.k == asked else f" (the image has only {_plural(image.k, 'colour')})"
     target = f"; {image.target.describe()}" if image.target else ""

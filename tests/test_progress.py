@@ -83,7 +83,7 @@ def _identity(pixels):
 def test_cli_encode_shows_its_stages_on_a_terminal(tmp_path, monkeypatch):
     terminal = _encode_cli(tmp_path, monkeypatch)
     assert stages(terminal) == [
-        f"reading {tmp_path / 'in.png'}", "quantizing K=4", f"writing {tmp_path / 'in.kmz'}", "measuring --coding ctx",
+        f"reading {tmp_path / 'in.png'}", "quantizing K=4", "measuring --coding ctx", f"writing {tmp_path / 'in.kmz'}",
     ]
 
 
@@ -136,7 +136,7 @@ def test_a_real_terminal_shows_the_stages(tmp_path):
     out, shown = _cli_under_a_terminal(tmp_path)
     assert out.startswith(f"{tmp_path / 'in.kmz'}: ")
     assert [LINE.match(line).group(1) for line in shown.splitlines()] == [
-        f"reading {tmp_path / 'in.png'}", "quantizing K=4", f"writing {tmp_path / 'in.kmz'}", "measuring --coding ctx",
+        f"reading {tmp_path / 'in.png'}", "quantizing K=4", "measuring --coding ctx", f"writing {tmp_path / 'in.kmz'}",
     ]
 
 
