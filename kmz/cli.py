@@ -188,6 +188,9 @@ def _parser():
     p.add_argument("-o", "--output-dir", type=Path, metavar="DIR",
                    help="folder for NAME-sweep-chart.png and NAME-sweep-sheet.png (default: INPUT's folder)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed for k-means (default: 0)")
+    p.add_argument("--coding", choices=list(fmt.CODINGS.values()), default="raw",
+                   help=f"index coding of the files measured, as encode's (default: raw); ctx and mix "
+                   f"take K up to {fmt.CODED_MAX_K}")
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on a terminal")
     p.set_defaults(run=_sweep, usage_error=p.error)
@@ -350,6 +353,8 @@ def _decode(args):
 def _sweep(args):
     if args.input == STDIO:
         args.usage_error("sweep reads a file, not standard input: its outputs are named after INPUT")
+    if args.coding != "raw" and max(args.k) > fmt.CODED_MAX_K:
+        args.usage_error(f"--coding {args.coding} supports K up to {fmt.CODED_MAX_K}, not {max(args.k)}")
     folder = args.output_dir or args.input.parent
     sheet_path = folder / f"{args.input.stem}-sweep-sheet.png"
     chart_path = folder / f"{args.input.stem}-sweep-chart.png"
@@ -361,15 +366,18 @@ def _sweep(args):
         progress(f"reading {args.input}")
         pixels, _ = io.open_image(args.input)
         input_bytes = args.input.stat().st_size
-        rows = sweep.sweep(pixels, args.k, seed=args.seed, input_bytes=input_bytes, progress=progress)
+        rows = sweep.sweep(pixels, args.k, seed=args.seed, input_bytes=input_bytes, progress=progress,
+                           coding=args.coding)
         progress("drawing the contact sheet")
         io.save_pil(sheet_path, sweep.contact_sheet(pixels, rows))
         if plot:
             progress("drawing the chart")
-            figure = sweep.chart(rows, title=f"{args.input.name}: size and quality against K")
+            coded = "" if args.coding == "raw" else f", coding {args.coding}"
+            figure = sweep.chart(rows, title=f"{args.input.name}: size and quality against K{coded}")
             io.write_atomic(chart_path, lambda f: figure.savefig(f, format="png"))
     height, width = pixels.shape[:2]
-    print(f"{args.input}: {width}x{height}, {input_bytes:,} bytes; raw 24-bit {3 * width * height:,} bytes\n")
+    print(f"{args.input}: {width}x{height}, {input_bytes:,} bytes; raw 24-bit {3 * width * height:,} bytes; "
+          f".kmz files with coding {args.coding}\n")
     print(sweep.table(rows) + "\n")
     print(f"{sheet_path}: contact sheet, the original and {len(rows)} K values")
     if plot:

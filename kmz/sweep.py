@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageDraw, ImageFont
 
 from . import checks
+from . import format as fmt
 from .image import KmzImage, encode
 from .quantize import MAX_K
 
@@ -26,7 +27,7 @@ class SweepRow:
     image: KmzImage
     kmz_bytes: int
     psnr: float  # dB
-    seconds: float  # encode time: quantizing and packing
+    seconds: float  # encode time: quantizing, then packing or coding the indices
     input_bytes: int | None  # the input file's size, when it is a file
 
     @property
@@ -46,11 +47,15 @@ class SweepRow:
         return self.kmz_bytes / (3 * self.pixel_count)
 
 
-def sweep(pixels, ks=DEFAULT_KS, seed=0, input_bytes=None, progress=None):
-    """Encode pixels ((H, W, 3) or RGBA (H, W, 4) uint8) at each K in ks; a SweepRow for each."""
+def sweep(pixels, ks=DEFAULT_KS, seed=0, input_bytes=None, progress=None, coding="raw"):
+    """Encode pixels ((H, W, 3) or RGBA (H, W, 4) uint8) at each K in ks, the indices coded
+    as `coding` says ("raw", "ctx" or "mix"); a SweepRow for each."""
     ks = [checks.whole("k", k, 1, MAX_K) for k in ks]
     if not ks:
         raise ValueError("ks must name at least one K")
+    # Checked before the slow work, as encode would for each K.
+    if fmt.coding_id(coding) != fmt.CODING_RAW and max(ks) > fmt.CODED_MAX_K:
+        raise ValueError(f"coding {coding} supports K up to {fmt.CODED_MAX_K}, not {max(ks)}")
     if input_bytes is not None:
         checks.whole("input_bytes", input_bytes, 0)
     rows = []
@@ -58,7 +63,7 @@ def sweep(pixels, ks=DEFAULT_KS, seed=0, input_bytes=None, progress=None):
         if progress:
             progress(f"quantizing K={k} ({number} of {len(ks)})")
         start = time.perf_counter()
-        image = encode(pixels, k=k, seed=seed)
+        image = encode(pixels, k=k, seed=seed, coding=coding)
         data = image.tobytes()
         seconds = time.perf_counter() - start
         rows.append(SweepRow(k, image, len(data), image.psnr, seconds, input_bytes))

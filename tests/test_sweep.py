@@ -41,6 +41,25 @@ def test_rows_measure_each_k(pixels):
         assert row.seconds > 0
 
 
+@pytest.mark.parametrize("coding", ["ctx", "mix"])
+def test_rows_measure_the_files_of_a_coding(pixels, coding):
+    raw = sweep.sweep(pixels, (4, 64))
+    rows = sweep.sweep(pixels, (4, 64), coding=coding)
+    for row, plain in zip(rows, raw):
+        assert row.image.coding == coding
+        assert row.kmz_bytes == len(row.image.tobytes()) != plain.kmz_bytes
+        assert kmz.frombytes(row.image.tobytes()).coding == coding
+        assert row.psnr == plain.psnr  # the same quantization: only the file differs
+
+
+def test_a_coded_sweep_refuses_a_k_above_the_coded_limit_before_any_work(pixels, monkeypatch):
+    monkeypatch.setattr(sweep, "encode", None)  # a call would fail with TypeError
+    with pytest.raises(ValueError, match=f"coding ctx supports K up to {fmt.CODED_MAX_K}, not 5000"):
+        sweep.sweep(pixels, (2, 5000), coding="ctx")
+    with pytest.raises(ValueError, match="unknown coding 'zip'"):
+        sweep.sweep(pixels, (2,), coding="zip")
+
+
 def test_table_has_a_line_per_k(pixels):
     rows = sweep.sweep(pixels, (2, 700), input_bytes=None)
     lines = sweep.table(rows).splitlines()
@@ -82,7 +101,7 @@ def test_cli_sweep_prints_the_table_and_writes_the_pictures(capsys, png, tmp_pat
     assert cli.main(["sweep", str(png), "--k", "8,2,4", "-o", str(out_dir)]) == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0] == f"{png}: 30x20, {png.stat().st_size:,} bytes; raw 24-bit 1,800 bytes"
+    assert lines[0] == f"{png}: 30x20, {png.stat().st_size:,} bytes; raw 24-bit 1,800 bytes; .kmz files with coding raw"
     assert [line.split(" | ")[0] for line in lines[4:7]] == ["| 2", "| 4", "| 8"]
     assert lines[-2:] == [
         f"{out_dir / 'pic-sweep-sheet.png'}: contact sheet, the original and 3 K values",
@@ -106,6 +125,16 @@ def test_cli_sweep_without_matplotlib_hints_and_still_writes_the_sheet(capsys, m
     assert (png.parent / "pic-sweep-sheet.png").exists()
     assert not (png.parent / "pic-sweep-chart.png").exists()
     assert "chart" not in out
+
+
+def test_cli_sweep_with_a_coding_measures_its_files(capsys, png, tmp_path):
+    assert cli.main(["sweep", str(png), "-k", "2,8", "--coding", "mix", "-o", str(tmp_path), "-q"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("; .kmz files with coding mix")
+    mix = [len(kmz.encode(png, k=k, coding="mix").tobytes()) for k in (2, 8)]
+    assert [line.split(" | ")[1] for line in lines[4:6]] == [f"{size:,}" for size in mix]
+    assert cli.main(["sweep", str(png), "-k", "2,5000", "--coding", "ctx", "-o", str(tmp_path), "--force"]) == 2
+    assert f"--coding ctx supports K up to {fmt.CODED_MAX_K}, not 5000" in capsys.readouterr().err
 
 
 def test_cli_sweep_rejects_a_bad_k_list(capsys, png):
