@@ -1,11 +1,10 @@
 """The coded index data: coding 1 ("ctx", spec/CODING.md) and coding 2 ("mix",
 spec/CODING2.md). Pure: indices (H, W) + palette -> payload bytes and back.
 
-Coding 1: 
-a pixel usually equals one of its neighbours (left, up, up-right, up-left), so each is
-coded as a choice among the distinct neighbours, by adaptive binary decisions in a
-context made of the neighbours' equality pattern, of two farther pixels and of how many
-neighbours were themselves escapes. A pixel equal to none of them (an escape) is coded
+Coding 1: a pixel usually equals one of its neighbours (left, up, up-right, up-left), so
+each is coded as a choice among the distinct neighbours, by adaptive binary decisions in
+a context made of the neighbours' equality pattern, of two farther pixels and of how
+many neighbours were themselves escapes. A pixel equal to none of them (an escape) is coded
 as its rank among the palette entries sorted by colour distance to the left
 neighbour's colour (for RGBA, by the composite distance), the neighbours left out: an
 adaptive Elias-gamma code.
