@@ -130,10 +130,18 @@ def _add_encode_options(p):
     ]
 
 
+def _check_coded_k(args, k):
+    """A usage error unless --coding takes K = k."""
+    try:
+        fmt.check_coded_k(args.coding, k)
+    except ValueError as e:
+        args.usage_error(f"--{e}")
+
+
 def _check_encode_options(args):
     """Usage errors that argparse cannot see, before any slow work."""
-    if args.coding != "raw" and args.k is not None and args.k > fmt.CODED_MAX_K:
-        args.usage_error(f"--coding {args.coding} supports K up to {fmt.CODED_MAX_K}, not {args.k}")
+    if args.k is not None:
+        _check_coded_k(args, args.k)
     if args.dither and args.k is not None and args.k > 256:
         args.usage_error(f"--dither needs K <= 256, not {args.k}")
 
@@ -353,8 +361,7 @@ def _decode(args):
 def _sweep(args):
     if args.input == STDIO:
         args.usage_error("sweep reads a file, not standard input: its outputs are named after INPUT")
-    if args.coding != "raw" and max(args.k) > fmt.CODED_MAX_K:
-        args.usage_error(f"--coding {args.coding} supports K up to {fmt.CODED_MAX_K}, not {max(args.k)}")
+    _check_coded_k(args, max(args.k))
     folder = args.output_dir or args.input.parent
     sheet_path = folder / f"{args.input.stem}-sweep-sheet.png"
     chart_path = folder / f"{args.input.stem}-sweep-chart.png"

@@ -88,6 +88,13 @@ def coding_id(name):
     raise ValueError(f"unknown coding {name!r}; known: {', '.join(CODINGS.values())}")
 
 
+def check_coded_k(coding, k):
+    """ValueError unless the coding named `coding` takes K = k: ctx and mix take at most
+    CODED_MAX_K (raw takes every K the header can hold)."""
+    if coding_id(coding) != CODING_RAW and k > CODED_MAX_K:
+        raise ValueError(f"coding {coding} supports K up to {CODED_MAX_K}, not {k}")
+
+
 @dataclass(frozen=True)
 class Header:
     width: int
@@ -105,8 +112,7 @@ class Header:
             raise ValueError(f"k must be between 1 and {MAX_K}, not {self.k}")
         if self.coding not in CODINGS:
             raise ValueError(f"unknown index coding {self.coding}")
-        if self.coding != CODING_RAW and self.k > CODED_MAX_K:
-            raise ValueError(f"coding {CODINGS[self.coding]} supports K up to {CODED_MAX_K}, not {self.k}")
+        check_coded_k(CODINGS[self.coding], self.k)
 
     @property
     def bits_per_index(self):

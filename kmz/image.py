@@ -242,8 +242,9 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
         raise ValueError("give one quality target: psnr or max_bytes, not both")
     if space not in SPACES:
         raise ValueError(f"space must be one of {', '.join(SPACES)}, not {space!r}")
-    if fmt.coding_id(coding) != fmt.CODING_RAW and k is not None and k > fmt.CODED_MAX_K:
-        raise ValueError(f"coding {coding} supports K up to {fmt.CODED_MAX_K}, not {k}")
+    fmt.coding_id(coding)  # an unknown coding is refused now, with or without k
+    if k is not None:
+        fmt.check_coded_k(coding, k)
     if dither and k is not None and k > 256:
         raise ValueError(f"dithering needs k <= 256, not {k}")
     if isinstance(image, (str, os.PathLike)):

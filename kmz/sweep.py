@@ -53,9 +53,7 @@ def sweep(pixels, ks=DEFAULT_KS, seed=0, input_bytes=None, progress=None, coding
     ks = [checks.whole("k", k, 1, MAX_K) for k in ks]
     if not ks:
         raise ValueError("ks must name at least one K")
-    # Checked before the slow work, as encode would for each K.
-    if fmt.coding_id(coding) != fmt.CODING_RAW and max(ks) > fmt.CODED_MAX_K:
-        raise ValueError(f"coding {coding} supports K up to {fmt.CODED_MAX_K}, not {max(ks)}")
+    fmt.check_coded_k(coding, max(ks))  # before the slow work, not when encode reaches that K
     if input_bytes is not None:
         checks.whole("input_bytes", input_bytes, 0)
     rows = []
