@@ -7,6 +7,7 @@
     PIL.Image.open("photo.kmz")             # after `import kmz`, Pillow reads .kmz too
 """
 
+import importlib
 
 from .errors import (
     ChecksumError,
@@ -40,6 +41,13 @@ __version__ = "0.1.0"
 # as many is refused (PixelLimitError). Set to None to lift the limit, as with Pillow's
 # Image.MAX_IMAGE_PIXELS; read at each call.
 MAX_IMAGE_PIXELS = DEFAULT_MAX_IMAGE_PIXELS
+
+
+def __getattr__(name):
+    # The sweep and batch machinery load when first used, so that `import kmz` stays quick.
+    if name in ("sweep", "batch"):
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "open",

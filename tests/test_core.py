@@ -30,6 +30,13 @@ def test_import_loads_no_jit_scipy_or_scikit_learn():
         assert not any(name == heavy or name.startswith(heavy + ".") for name in loaded), heavy
 
 
+def test_sweep_and_batch_are_attributes_loaded_when_first_used():
+    probe = ("import sys, kmz; before = {'kmz.sweep', 'kmz.batch'} & set(sys.modules); "
+             "print(sorted(before), kmz.sweep.sweep.__module__, kmz.batch.run.__module__)")
+    out = subprocess.run([sys.executable, "-c", probe], env=ENV, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["[]", "kmz.sweep", "kmz.batch"]
+
+
 def brute_force_nearest(points, palette):
     d = ((points[:, None, :].astype(np.int64) - palette[None, :, :].astype(np.int64)) ** 2).sum(2)
     return d.min(axis=1)
