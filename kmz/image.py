@@ -180,7 +180,18 @@ class KmzImage:
 
 
 def _writing(data):
-    return lambda f: f.write(data)
+    """write(f) putting all of `data` into a file object, which may take only part at a
+    time: a pipe that its reader has closed takes what fits, and says so only when asked
+    for the rest (BrokenPipeError)."""
+
+    def write(f):
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            done += f.write(view[done:])
+        return done
+
+    return write
 
 
 def frombytes(data, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):

@@ -77,6 +77,19 @@ def test_a_closed_pipe_ends_quietly_with_141(argv, photo, photo_kmz, tmp_path):
     assert (status, err) == (141, "")
 
 
+def test_a_pipe_closed_part_way_through_a_large_output_ends_with_141(tmp_path):
+    # More than a pipe holds (64 KiB on Linux): the reader leaves while kmz still writes.
+    rng = np.random.default_rng(1)
+    palette = rng.integers(0, 256, (4096, 3), dtype=np.uint8)
+    kmz.KmzImage(palette, rng.integers(0, 4096, (512, 512), dtype=np.uint16)).save(tmp_path / "big.kmz")
+    process = subprocess.Popen([sys.executable, "-m", "kmz", "decode", str(tmp_path / "big.kmz"), "-o", "-"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    assert len(process.stdout.read(10)) == 10
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert (process.wait(timeout=60), err) == (141, "")
+
+
 @pytest.mark.parametrize("suffix, reason", [
     (".gif", "int too big to convert"), (".tga", "int too big to convert"), (".pcx", "int too big to convert"),
     (".sgi", "'H' format requires 0 <= number <= 65535"),
