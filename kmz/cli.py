@@ -30,7 +30,7 @@ from . import errors
 from . import io
 from . import sweep
 from .errors import KmzError, PixelLimitError, PixelLimitWarning
-from .image import DEFAULT_K, encode, frombytes
+from .image import DEFAULT_K, LOSSY_FORMATS, encode, frombytes
 from .progress import Progress
 from .targets import DEFAULT_MAX_K
 
@@ -312,8 +312,13 @@ def _encode(args):
                    f"{formula_bits:,} bits + {fmt.OVERHEAD} bytes overhead, ")
     else:
         coded, details = f" as {format}", ""
-    _say(f"{name}: {size:,} bytes{coded}, K={image.k}{note}, {details}PSNR {image.psnr:.2f} dB{target}{hint}",
-         output is sys.stdout.buffer)
+    _say(f"{name}: {size:,} bytes{coded}, K={image.k}{note}, {details}PSNR {image.psnr:.2f} dB{target}{hint}"
+         f"{_lossy_note(format)}", output is sys.stdout.buffer)
+
+
+def _lossy_note(format):
+    """What the summary adds when the output's format changed the pixels written."""
+    return f"; {format} does not keep the exact pixels" if format in LOSSY_FORMATS else ""
 
 
 def _quantized(source, args, progress):
@@ -355,7 +360,8 @@ def _decode(args):
         del data  # up to 2 bytes a pixel, and not needed for writing
         progress(f"writing {name}")
         size = image.save(output, format=format, force=args.force)
-    _say(f"{name}: {image.width}x{image.height}, K={image.k}, {size:,} bytes", output is sys.stdout.buffer)
+    _say(f"{name}: {image.width}x{image.height}, K={image.k}, {size:,} bytes{_lossy_note(format)}",
+         output is sys.stdout.buffer)
 
 
 def _sweep(args):

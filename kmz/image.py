@@ -32,8 +32,15 @@ _BANDS = 16
 # Bytes a pixel that quantizing needs on top of the pixels: each pixel's colour number
 # (uint32) and its label (uint16).
 _QUANTIZE_BYTES_PER_PIXEL = 6
-# Formats that keep every level of an RGBA image's alpha (GIF keeps one level, BMP none).
-_ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
+# Formats that keep every level of an RGBA image's alpha (GIF keeps one level, BMP none);
+# of these only PNG keeps it in a palette image, so the others are given RGBA.
+_ALPHA_FORMATS = {"PNG", "TIFF", "WEBP", "ICO"}
+# Colours a GIF holds: Pillow would quantize a larger palette again, silently.
+_GIF_MAX_K = 256
+# Formats whose Pillow writers change the pixels (WebP and ICO are written as they are,
+# io.py): lossy coding (JPEG, MPO, PDF's JPEG, AVIF), fixed icon sizes (ICNS), grey
+# (SPIDER). Such a file is not the quantized image, and kmz says so.
+LOSSY_FORMATS = frozenset({"JPEG", "MPO", "PDF", "AVIF", "ICNS", "SPIDER"})
 
 
 class KmzImage:
@@ -138,7 +145,10 @@ class KmzImage:
         """Write the image to a path or a binary file object, as .kmz or as any format
         Pillow writes: `format` ("KMZ", "PNG", "JPEG", ...) or else the path's suffix
         chooses. Palette formats (PNG, GIF, BMP, TIFF) keep K <= 256 as a palette image;
-        the others get RGB. Returns the number of bytes written.
+        the others get RGB (RGBA). The file holds the image's pixels exactly (WebP is
+        written lossless, ICO at the image's size) except in LOSSY_FORMATS (JPEG, ...); a
+        GIF above K = 256, or an RGBA image in a format without alpha, is refused
+        (WriteError). Returns the number of bytes written.
 
         A path is written atomically. An existing file is replaced, as Pillow does,
         unless force=False: then OutputExistsError, also for a file that appears during
@@ -164,9 +174,12 @@ class KmzImage:
             if self.channels == 4 and format not in _ALPHA_FORMATS:
                 raise WriteError(f"{io.label(fp)}: {format} cannot keep the transparency of an RGBA image "
                                  f"(save as {', '.join(sorted(_ALPHA_FORMATS))})")
+            if format == "GIF" and self.k > _GIF_MAX_K:
+                raise WriteError(f"{io.label(fp)}: GIF holds at most {_GIF_MAX_K} colours, not K={self.k} "
+                                 "(save as PNG)")
             image = self.to_pil()
-            if image.mode == "P" and format not in _PALETTE_FORMATS:
-                # JPEG, WebP and others cannot store a palette
+            if image.mode == "P" and (format not in _PALETTE_FORMATS or (self.channels == 4 and format != "PNG")):
+                # JPEG, WebP and others cannot store a palette, TIFF not its alpha
                 image = image.convert("RGBA" if self.channels == 4 else "RGB")
             write = io.pil_writer(image, format, io.label(fp))
         if not to_file:

@@ -445,6 +445,13 @@ def image_format(path):
     return format
 
 
+def _writer_options(image, format):
+    """What Pillow needs to be told to write the pixels as they are: unasked, it writes
+    WebP lossy (and clears the colour of clear pixels) and an ICO at the standard icon
+    sizes up to the image's, resampled."""
+    return {"WEBP": {"lossless": True, "exact": True}, "ICO": {"sizes": [image.size]}}.get(format, {})
+
+
 def pil_writer(image, format, name):
     """write(fileobj) saving a PIL image as `format`: a format that cannot hold the image
     (GIF, TGA, PCX, SGI and ICO store sizes in 16 bits, WebP allows 16383 pixels a side)
@@ -456,7 +463,7 @@ def pil_writer(image, format, name):
         if format == "JPEG" and max(image.size) > _JPEG_MAX_SIDE:
             raise WriteError(f"{name}: cannot write as JPEG (at most {_JPEG_MAX_SIDE} pixels a side)")
         try:
-            image.save(f, format=format)
+            image.save(f, format=format, **_writer_options(image, format))
             return f.tell()
         except OSError as e:
             if e.errno is not None:

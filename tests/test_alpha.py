@@ -146,6 +146,18 @@ def test_decode_writes_a_palette_png_with_trns_and_rgba_above_256(tmp_path):
         small.save(tmp_path / "small.jpg")
 
 
+@pytest.mark.parametrize("suffix", [".png", ".tiff", ".webp", ".ico"])
+@pytest.mark.parametrize("k", [16, 300])
+def test_formats_with_alpha_keep_every_level_of_it(tmp_path, suffix, k):
+    # TIFF and ICO drop a palette's alpha, so they are given RGBA.
+    rng = np.random.default_rng(k)
+    palette = np.column_stack([rng.integers(0, 256, (k, 3)), np.arange(k) % 256]).astype(np.uint8)
+    image = kmz.KmzImage(palette, rng.integers(0, k, (24, 40), dtype=np.uint16))
+    image.save(tmp_path / f"x{suffix}")
+    with Image.open(tmp_path / f"x{suffix}") as written:
+        assert np.array_equal(np.asarray(written.convert("RGBA")), image.to_array())
+
+
 @pytest.mark.parametrize("mode", ["LA", "PA", "P-tRNS", "RGBA16"])
 def test_transparent_input_modes_keep_their_alpha(tmp_path, mode):
     path = tmp_path / "in.png"

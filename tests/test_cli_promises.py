@@ -127,6 +127,31 @@ def test_encode_output_suffix_picks_the_format_as_save_does(suffix, format, mode
     assert out.read_bytes() == library.read_bytes()
 
 
+@pytest.mark.parametrize("suffix", [".png", ".gif", ".bmp", ".tiff", ".webp", ".ico", ".qoi", ".ppm", ".tga",
+                                    ".pcx", ".sgi", ".jp2"])
+@pytest.mark.parametrize("k", [16, 1000])
+def test_other_formats_hold_the_pixels_exactly(suffix, k, tmp_path):
+    rng = np.random.default_rng(k)
+    image = kmz.KmzImage(rng.integers(0, 256, (k, 3), dtype=np.uint8), rng.integers(0, k, (40, 48), dtype=np.uint16))
+    if suffix == ".gif" and k > 256:  # Pillow would quantize it again, silently
+        with pytest.raises(kmz.WriteError, match=r"GIF holds at most 256 colours, not K=1000 \(save as PNG\)"):
+            image.save(tmp_path / "x.gif")
+        assert list(tmp_path.iterdir()) == []
+        return
+    image.save(tmp_path / f"x{suffix}")
+    with Image.open(tmp_path / f"x{suffix}") as written:
+        assert np.array_equal(np.asarray(written.convert("RGB")), image.to_array())
+
+
+def test_a_lossy_output_format_is_named_in_the_summary(photo, photo_kmz, tmp_path, capsys):
+    status, stdout, _ = run(capsys, "encode", photo, "-k", "8", "-o", tmp_path / "out.jpg")
+    assert status == 0 and stdout.endswith(" dB; JPEG does not keep the exact pixels\n")
+    status, stdout, _ = run(capsys, "decode", photo_kmz, "-o", tmp_path / "back.jpg")
+    size = (tmp_path / "back.jpg").stat().st_size
+    assert (status, stdout) == (0, f"{tmp_path / 'back.jpg'}: 64x48, K=16, {size:,} bytes; JPEG does not keep the "
+                                   "exact pixels\n")
+
+
 def test_encode_to_an_unknown_suffix_is_refused_before_the_work(photo, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cli, "encode", lambda *a, **k: pytest.fail("quantized for nothing"))
     status, _, err = run(capsys, "encode", photo, "-o", tmp_path / "out.xyz")
