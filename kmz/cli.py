@@ -116,7 +116,8 @@ def _add_encode_options(p):
         target.add_argument("--psnr", type=_positive(float), metavar="DB",
                             help="choose the smallest K whose PSNR reaches DB (a search)"),
         target.add_argument("--max-bytes", type=_positive(int), metavar="N",
-                            help="choose the largest K whose file fits in N bytes"),
+                            help="choose the largest K whose file fits in N bytes (with ctx or mix, "
+                            "whose sizes need not grow with K: a K that fits where K + 1 does not)"),
         p.add_argument("--strict", action="store_true",
                        help="when the target cannot be met, write nothing and exit 1 "
                        "(default: write the closest K and exit 0)"),

@@ -10,8 +10,10 @@ The search probes K = 1, 2, 4, 8, ... (capped at k_max) until the answer turns t
 then bisects the last interval: about 2 log2(K) measurements, not k_max.
 
 What the result guarantees: for psnr, PSNR(K) >= DB and PSNR(K - 1) < DB (or K = 1);
-for max_bytes, size(K) <= N and size(K + 1) > N (or K = k_max). File size grows with
-K, so the max_bytes answer is the largest fitting K in the range. k-means PSNR nearly
+for max_bytes, size(K) <= N and size(K + 1) > N (or K = k_max). A raw file's size grows
+with K, so then the max_bytes answer is the largest fitting K in the range; a coded
+file's need not (a small K can code larger than the next), and the search does not
+look past K + 1. k-means PSNR nearly
 always grows with K, and where it does the psnr answer is the smallest K in the range
 that reaches DB; where PSNR dips as K grows, a smaller K may reach DB too, and the
 search does not look for it.
@@ -38,16 +40,18 @@ class TargetResult:
 
     def describe(self):
         """One line for a person: which K, what it reached, and whether the goal was met."""
+        # The boundary the search proved, not "smallest" or "largest": PSNR can dip as K
+        # grows, and a coded file can shrink.
         if self.target == "psnr":
             goal, reached = f"PSNR >= {self.goal:g} dB", f"{self.reached:.2f} dB"
-            how = "smallest K reaching it"
+            edge = f"K={self.k - 1} does not reach it" if self.k > 1 else "the smallest K"
             miss = f"the best K tried; the search stops at K={self.k_max}, raise that with -k"
         else:
             goal, reached = f"size <= {int(self.goal):,} bytes", f"{int(self.reached):,} bytes"
-            how = "largest K that fits"
+            edge = f"K={self.k + 1} does not fit" if self.k < self.k_max else "the largest K searched"
             miss = "the smallest file kmz can write for this image"
         if self.met:
-            return f"target {goal} met: K={self.k} ({how}, {reached}; {len(self.tried)} K tried in 1..{self.k_max})"
+            return f"target {goal} met: K={self.k} ({reached}; {edge}; {len(self.tried)} K tried in 1..{self.k_max})"
         return f"target {goal} NOT met: closest is K={self.k} at {reached} ({miss})"
 
 

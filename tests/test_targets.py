@@ -96,6 +96,19 @@ def test_max_bytes_target_measures_coded_sizes(pixels, coding):
         assert k == K_MAX or sizes[k + 1] > budget
 
 
+@pytest.mark.parametrize("sizes, k, edge", [
+    ({1: 500, 2: 900, 3: 1035, 4: 1328, 5: 1252, 8: 1271}, 3, "K=4 does not fit"),  # kodim03 with mix
+    ({1: 500, 2: 900, 3: 1035, 4: 1200, 5: 1252, 8: 1271}, 8, "the largest K searched"),
+])
+def test_a_size_target_says_the_boundary_it_proved_not_largest(sizes, k, edge):
+    # Coded sizes need not grow with K (K = 5 fits here too): the line claims only what
+    # the search measured.
+    found = largest_k_for_bytes(1300, lambda k: sizes[max(key for key in sizes if key <= k)], k_max=8)
+    assert found.k == k
+    assert found.describe() == (f"target size <= 1,300 bytes met: K={k} ({sizes[k]:,} bytes; {edge}; "
+                                f"{len(found.tried)} K tried in 1..8)")
+
+
 def test_an_unreachable_psnr_gives_the_closest_k(pixels, brute_force):
     image = kmz.encode(pixels, psnr=99, k=K_MAX)
     best = max(brute_force[k][0] for k in (1, 2, 4, 8, K_MAX))
@@ -136,7 +149,8 @@ def test_cli_psnr_target_says_which_k_and_what_was_reached(capsys, small_png, br
     status, out, err = run(capsys, "encode", small_png, "--psnr", 30, "-k", K_MAX)
     expected = min(k for k in brute_force if brute_force[k][0] >= 30)
     assert status == 0, err
-    assert f"target PSNR >= 30 dB met: K={expected} (smallest K reaching it, {brute_force[expected][0]:.2f} dB" in out
+    assert (f"target PSNR >= 30 dB met: K={expected} ({brute_force[expected][0]:.2f} dB; K={expected - 1} does not "
+            f"reach it; ") in out
     assert kmz.open(small_png.with_suffix(".kmz")).k == expected
 
 
