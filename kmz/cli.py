@@ -124,8 +124,8 @@ def _add_encode_options(p):
         p.add_argument(
             "--coding", choices=list(fmt.CODINGS.values()), default="raw",
             help="index coding: raw (bit-packed, the size formula), ctx (context-modelled, "
-            "smaller) or mix (context mixing and a match model: smaller still, but slower to "
-            f"encode and decode); ctx and mix take K up to {fmt.CODED_MAX_K} "
+            "smaller) or mix (context mixing and a match model: smaller still up to K = 256, but "
+            f"slower to encode and decode); ctx and mix take K up to {fmt.CODED_MAX_K} "
             "(default: raw; encode's summary says when ctx would be smaller)",
         ),
     ]
