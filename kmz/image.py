@@ -195,13 +195,14 @@ class KmzImage:
 def _writing(data):
     """write(f) putting all of `data` into a file object, which may take only part at a
     time: a pipe that its reader has closed takes what fits, and says so only when asked
-    for the rest (BrokenPipeError)."""
+    for the rest (BrokenPipeError). A write that returns no count took it all."""
 
     def write(f):
         view = memoryview(data).cast("B")
         done = 0
         while done < len(view):
-            done += f.write(view[done:])
+            taken = f.write(view[done:])
+            done = len(view) if taken is None else done + taken
         return done
 
     return write

@@ -308,6 +308,30 @@ def test_save_to_a_file_object_needs_a_format_and_writes_it():
         image.save(io.BytesIO(), format="nope")
 
 
+class Trickle(io.BytesIO):
+    """A file object that takes at most 100 bytes a write, as a pipe may; or, with
+    count=False, all of them without saying how many (a write returning None)."""
+
+    def __init__(self, count=True):
+        super().__init__()
+        self.count = count
+
+    def write(self, data):
+        taken = super().write(bytes(data)[:100] if self.count else data)
+        return taken if self.count else None
+
+
+@pytest.mark.parametrize("format", ["KMZ", "PNG"])
+@pytest.mark.parametrize("count", [True, False])
+def test_save_to_a_file_object_writes_the_whole_file_when_writes_take_part(format, count):
+    image = kmz.encode(photo_crop(), k=16)
+    whole, target = io.BytesIO(), Trickle(count)
+    image.save(whole, format=format)
+    assert len(whole.getvalue()) > 100
+    assert image.save(target, format=format) == len(whole.getvalue())
+    assert target.getvalue() == whole.getvalue()
+
+
 def test_save_to_a_file_object_writes_nothing_when_the_format_fails():
     wide = kmz.KmzImage(np.zeros((2, 3), np.uint8), np.zeros((1, 70_000), np.uint16))
     target = io.BytesIO()
