@@ -13,10 +13,9 @@ What the result guarantees: for psnr, PSNR(K) >= DB and PSNR(K - 1) < DB (or K =
 for max_bytes, size(K) <= N and size(K + 1) > N (or K = k_max). A raw file's size grows
 with K, so then the max_bytes answer is the largest fitting K in the range; a coded
 file's need not (a small K can code larger than the next), and the search does not
-look past K + 1. k-means PSNR nearly
-always grows with K, and where it does the psnr answer is the smallest K in the range
-that reaches DB; where PSNR dips as K grows, a smaller K may reach DB too, and the
-search does not look for it.
+look past K + 1. k-means PSNR nearly always grows with K, and where it does the psnr
+answer is the smallest K in the range that reaches DB; where PSNR dips as K grows, a
+smaller K may reach DB too, and the search does not look for it.
 """
 
 from dataclasses import dataclass
