@@ -603,7 +603,8 @@ def _source_bytes(task):
 
 def _drive(backend, tasks, job, convert, chunk_size, record, bar):
     """Keep about two chunks per slot in flight (bounded memory for millions of files, and
-    few chunks to redo when a worker dies); record each chunk as it returns."""
+    few chunks to redo when a worker dies); record each chunk as it returns, and when
+    stopped (Ctrl-C, an error) those that had returned and were not yet recorded."""
     size = chunk_size or max(1, min(MAX_CHUNK, math.ceil(len(tasks) / (4 * backend.slots))))
     # Largest files first (longest processing time first): the run then ends on small
     # files, instead of one worker finishing a big one while the others wait.
@@ -618,21 +619,32 @@ def _drive(backend, tasks, job, convert, chunk_size, record, bar):
         by_path.update({item: t for item, t in zip(items, chunk)})
         queue.append(items)
     inflight = {}
-    while queue or inflight:
-        while queue and len(inflight) < 2 * backend.slots:
-            items = queue.popleft()
-            inflight[backend.submit(items, job, convert)] = items
-        done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-        # Several may be done: recorded in the order sent (a set's order is arbitrary).
-        for future in [f for f in inflight if f in done]:
-            items = inflight.pop(future)
-            try:
-                results = future.result()
-            except Exception as error:
-                retries = backend.retry(items, error, job, convert)
-                if retries is None:
-                    raise KmzError(f"batch run stopped: {type(error).__name__}: {error}") from error
-                inflight.update(retries)
-                continue
-            record([_record(by_path[item], **result) for item, result in zip(items, results)])
-            bar.update(len(items))
+
+    def collect(items, results):
+        record([_record(by_path[item], **result) for item, result in zip(items, results)])
+        bar.update(len(items))
+
+    try:
+        while queue or inflight:
+            while queue and len(inflight) < 2 * backend.slots:
+                items = queue.popleft()
+                inflight[backend.submit(items, job, convert)] = items
+            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            # Several may be done: recorded in the order sent (a set's order is arbitrary).
+            for future in [f for f in inflight if f in done]:
+                items = inflight.pop(future)
+                try:
+                    results = future.result()
+                except Exception as error:
+                    retries = backend.retry(items, error, job, convert)
+                    if retries is None:
+                        raise KmzError(f"batch run stopped: {type(error).__name__}: {error}") from error
+                    inflight.update(retries)
+                    continue
+                collect(items, results)
+    except BaseException:
+        # Their outputs are written: without a line, a rerun would have to check them.
+        for future, items in inflight.items():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                collect(items, future.result())
+        raise

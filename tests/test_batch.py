@@ -156,6 +156,25 @@ def test_chunks_done_together_are_recorded_in_the_order_sent(tmp_path, monkeypat
     assert [Path(r["path"]).name for r in read_manifest(dst / "log.jsonl")] == [f"{i}.png" for i in range(len(sizes))]
 
 
+def test_ctrl_c_records_the_chunks_that_had_returned(tmp_path, monkeypatch):
+    # Ctrl-C while the batch waits, after every chunk in flight had returned: each of
+    # their outputs has its line, none more.
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for i in range(8):
+        make_image(src / f"{i}.png", seed=i)
+
+    def interrupted_wait(futures, return_when):
+        wait(futures, return_when=ALL_COMPLETED)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "wait", interrupted_wait)
+    with pytest.raises(KeyboardInterrupt):
+        batch.run(batch.plan([src], dst), batch.Job(k=K), manifest=dst / "log.jsonl", workers=2, chunk_size=1)
+    records = read_manifest(dst / "log.jsonl")
+    assert len(records) == 4  # two chunks a worker in flight
+    assert {r["output"] for r in records} == {str(p) for p in dst.glob("*.kmz")}
+
+
 def test_a_worker_that_dies_costs_only_its_file(tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
     names = ["a.png", "b.png", "poison.png", "c.png", "flaky.png", "d.png", "e.png", "f.png"]
