@@ -9,6 +9,7 @@ the command does, through the API: kmz.encode + tobytes + a write, and kmz.open 
 The last column is the command's peak over the library's; the CLI promises at most 1.25.
 """
 
+import argparse
 import os
 import subprocess
 import sys
@@ -100,4 +101,6 @@ def main(path=None):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("image", nargs="?", help="default: wiki-001.png of the corpus, tiled to 6000 x 4000")
+    main(parser.parse_args().image)

@@ -4,6 +4,7 @@ docs/sizes.md.
     python bench/sizes.py [IMAGE]      # default: samples/kodim03.png
 """
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -33,4 +34,6 @@ def main(path=DEFAULT):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("image", nargs="?", default=DEFAULT, help="default: samples/kodim03.png")
+    main(parser.parse_args().image)
