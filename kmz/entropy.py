@@ -18,10 +18,10 @@ logistic mix of up to seven context models over the neighbours and a 2-D match m
 that follows the last place where the same surroundings occurred (repeated text and
 widgets), and the mixer learns which to trust.
 
-In both, every context depends on the pixels decoded before it, so the loop is sequential by
-nature: it is C (kmz/_native/ctx.c and mix.c, module kmz._coding), run with the GIL released. All
-arithmetic is integer, hence deterministic. This module checks arguments and turns the
-coder's statuses into kmz's errors.
+In both, every context depends on the pixels decoded before it, so the loop is
+sequential by nature: it is C (kmz/_native/ctx.c and mix.c, module kmz._coding), run
+with the GIL released. All arithmetic is integer, hence deterministic. This module
+checks arguments and turns the coder's statuses into kmz's errors.
 """
 
 import numpy as np

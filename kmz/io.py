@@ -260,9 +260,9 @@ def read_kmz(source, max_pixels=fmt.PACKAGE_LIMIT):
     file, the length are checked before the rest is read: a 10 GB file that is not a
     .kmz costs 24 bytes of reading. A stream of raw coding is read to the length its
     header implies (and one byte more, to see trailing bytes); a coded one (coding 1
-    or 2), whose length the header does not fix, to its end, within the memory available. A bad
-    header raises the FormatError decode() would, without the path (as decode());
-    other failures are KmzErrors naming the file.
+    or 2), whose length the header does not fix, to its end, within the memory
+    available. A bad header raises the FormatError decode() would, without the path
+    (as decode()); other failures are KmzErrors naming the file.
     """
     name = label(source)
     with _open_input(source) as (f, size):
