@@ -6,7 +6,8 @@ Three steps, each usable alone:
   a file named on the command line (or matched by a glob) is always tried, whatever its
   suffix; a folder is walked recursively, skipping hidden files and folders (names
   starting with "."), the destination folder, and files whose suffix is not one of
-  image_suffixes() (encoding) or ".kmz" (decoding). An output that exists is left to
+  image_suffixes() (encoding) or ".kmz" (decoding). Nothing inside the destination
+  folder, nor the manifest, is taken from a glob either. An output that exists is left to
   run() unless `force`; two inputs that map to the same output (a.png and a.jpg ->
   a.kmz) both fail rather than one silently winning.
 - convert_file(): one file, in a worker. Any exception becomes a failed record, so one bad
@@ -18,7 +19,9 @@ Three steps, each usable alone:
 Every finished file is appended to a JSON-lines manifest as soon as its chunk returns.
 A rerun resumes: an output the manifest records as done is skipped, and one it does not
 record (written by a run killed before its chunk returned) is checked in a worker and
-recorded, or redone if it is damaged, so each input ends with one line.
+recorded, so each input ends with one line. A file there that is not exactly what this
+run would write is someone else's: it is left alone, and its input fails (--force
+replaces it).
 
 Workers die with the batch process, however it ends (see _die_with_parent): a worker
 left running after a kill -9 would keep writing outputs that no manifest records.
@@ -33,6 +36,7 @@ import multiprocessing
 import os
 import re
 import signal
+import stat
 import sys
 import threading
 import time
@@ -48,8 +52,8 @@ from PIL import Image
 
 from . import format as fmt
 from . import io
-from .errors import KmzError, WriteError
-from .image import encode, psnr
+from .errors import KmzError, OutputExistsError, WriteError
+from .image import encode
 from .image import open as open_kmz
 
 MANIFEST_NAME = "kmz-manifest.jsonl"
@@ -106,7 +110,7 @@ class Job:
 class Task:
     source: Path
     target: Path
-    found: bool = False  # the output exists, unrecorded: check it, and redo it if damaged
+    found: bool = False  # the output exists, unrecorded: check that it is this run's
 
 
 @dataclass
@@ -160,9 +164,17 @@ def _walk(folder, root, suffixes, exclude):
     return found, ignored
 
 
+def _inside(path, exclude):
+    """Whether path is one of the excluded real paths or lies below one."""
+    real = Path(os.path.realpath(path))
+    return any(str(place) in exclude for place in (real, *real.parents))
+
+
 def _expand(source, suffixes, exclude):
     """(file, root) pairs for one SRC; the output mirrors each file's path below its root.
-    A path that exists is taken literally even if it has glob characters (photo[1].png)."""
+    A path that exists is taken literally even if it has glob characters (photo[1].png);
+    a glob's matches leave out the excluded paths (a rerun must not take its own outputs
+    and manifest for inputs)."""
     path = Path(source)
     if path.is_dir():
         return _walk(path, path, suffixes, exclude)
@@ -177,6 +189,8 @@ def _expand(source, suffixes, exclude):
         raise KmzError(f"{source}: no file or folder matches")
     found, ignored = [], 0
     for match in map(Path, matches):
+        if _inside(match, exclude):
+            continue
         if match.is_dir():
             files, skipped = _walk(match, root, suffixes, exclude)
             found += files
@@ -193,17 +207,18 @@ def _record(task, status, error=None, **fields):
     return record
 
 
-def plan(sources, destination, decode=False, force=False):
+def plan(sources, destination, decode=False, force=False, manifest=None):
     """Expand files, folders and globs into a Plan of (input, output) tasks below destination.
 
     Raises KmzError when a source does not exist or a glob matches nothing (before any
-    work: a typo should not cost a run), or when destination is an existing file."""
+    work: a typo should not cost a run), or when destination is an existing file. Globs
+    and folders never yield the manifest (default: the one in destination) as an input."""
     destination = Path(destination)
     if destination.exists() and not destination.is_dir():
         raise KmzError(f"{destination}: exists and is not a folder")
     suffixes = {".kmz"} if decode else image_suffixes()
     new_suffix = ".png" if decode else ".kmz"
-    exclude = {os.path.realpath(destination)}
+    exclude = {os.path.realpath(destination), os.path.realpath(manifest or destination / MANIFEST_NAME)}
     seen, by_target, ignored = set(), {}, 0
     for source in sources:
         found, skipped = _expand(source, suffixes, exclude)
@@ -216,9 +231,10 @@ def plan(sources, destination, decode=False, force=False):
     result = Plan([], [], [], ignored)
     for target, tasks in by_target.items():
         if len(tasks) > 1:
-            names = ", ".join(str(task.source) for task in tasks)
             for task in tasks:
-                result.failed.append(_record(task, "failed", f"output collision: {names} all map to {target}"))
+                others = ", ".join(str(other.source) for other in tasks if other is not task)
+                error = f"{task.source}: output collision: {others} also map{'s' * (len(tasks) == 2)} to {target}"
+                result.failed.append(_record(task, "failed", error))
             continue
         task = tasks[0]
         if not target.exists():
@@ -252,34 +268,54 @@ def convert_file(source, target, job):
         image = open_kmz(source, max_pixels=job.max_pixels)
         image.save(target)
         return {"bytes": os.path.getsize(target), "k": image.k, "psnr": None, "notes": []}
-    pixels, notes = io.open_image(source, job.frame, job.background, job.max_pixels)
-    image = encode(pixels, k=job.k, seed=job.seed, psnr=job.psnr, max_bytes=job.max_bytes, strict=job.strict,
-                   coding=job.coding, space=job.space, dither=job.dither, max_pixels=None)  # checked by open_image
+    image, notes = _encoded(source, job)
     image.save(target)
-    if image.target:
-        notes.append(image.target.describe())
     return {"bytes": os.path.getsize(target), "k": image.k, "psnr": _quality(image.psnr), "notes": notes}
 
 
+def _encoded(source, job):
+    """The KmzImage job makes of source, and the notes kmz encode would print."""
+    pixels, notes = io.open_image(source, job.frame, job.background, job.max_pixels)
+    image = encode(pixels, k=job.k, seed=job.seed, psnr=job.psnr, max_bytes=job.max_bytes, strict=job.strict,
+                   coding=job.coding, space=job.space, dither=job.dither, max_pixels=None)  # checked by open_image
+    if image.target:
+        notes.append(image.target.describe())
+    return image, notes
+
+
 def check_written(source, target, job):
-    """The result fields for an output found already written, or None if it cannot be
-    trusted. Outputs are written atomically, so a complete file at target is the rule;
-    but it must still decode (checksum included) and be this input's: the same size when
-    encoding (its PSNR is measured against the input), the same pixels when decoding."""
-    try:
-        if job.decode:
-            expected = open_kmz(source, max_pixels=job.max_pixels)
-            if not np.array_equal(io.read_image(target), expected.to_array()):
-                return None
+    """The result fields for an output found already written but not recorded (by a run
+    killed before its chunk returned). It is trusted only if it is exactly what this run
+    would write: the same bytes (encoding is deterministic), or when decoding the same
+    pixels. Anything else at target is not this run's to replace: OutputExistsError."""
+    if job.decode:
+        expected = open_kmz(source, max_pixels=job.max_pixels)
+        if _same_pixels(target, expected, job.max_pixels):
             return {"bytes": os.path.getsize(target), "k": expected.k, "psnr": None, "notes": [], "found": True}
-        image = open_kmz(target, max_pixels=job.max_pixels)
-        pixels, notes = io.open_image(source, job.frame, job.background, job.max_pixels)
-    except Exception:  # noqa: BLE001 - whatever is wrong with it, the file is redone
-        return None
-    if pixels.shape[:2] != (image.height, image.width):
-        return None
-    quality = _quality(psnr(pixels, image.to_array()))
-    return {"bytes": os.path.getsize(target), "k": image.k, "psnr": quality, "notes": notes, "found": True}
+    else:
+        image, notes = _encoded(source, job)
+        data = image.tobytes()
+        if _same_bytes(target, data):
+            return {"bytes": len(data), "k": image.k, "psnr": _quality(image.psnr), "notes": notes, "found": True}
+    raise OutputExistsError(f"{target}: exists and is not what this run would write (use --force to replace it)")
+
+
+def _same_bytes(path, data):
+    try:
+        return os.path.getsize(path) == len(data) and Path(path).read_bytes() == data
+    except OSError:
+        return False
+
+
+def _same_pixels(path, image, max_pixels):
+    try:
+        pixels = io.open_image(path, max_pixels=max_pixels)[0]
+    except KmzError:  # not an image, or not one kmz may read: not this run's output
+        return False
+    expected = image.to_array()
+    if pixels.shape[2] == 3 and expected.shape[2] == 4 and (expected[:, :, 3] == 255).all():
+        expected = expected[:, :, :3]  # open_image drops an alpha that is 255 everywhere
+    return np.array_equal(pixels, expected)
 
 
 def _convert_one(convert, source, target, found, job):
@@ -287,8 +323,8 @@ def _convert_one(convert, source, target, found, job):
     error names the file (format errors, for one, do not)."""
     start = time.perf_counter()
     try:
-        result = found and check_written(source, target, job)
-        result, status, error = result or convert(source, target, job), "done", None
+        result = check_written(source, target, job) if found else convert(source, target, job)
+        status, error = "done", None
     except Exception as e:  # noqa: BLE001 - a bug or MemoryError on one file stops only that file
         result, status = {}, "failed"
         if isinstance(e, KmzError):
@@ -529,9 +565,10 @@ def run(
     try:
         Path(manifest).parent.mkdir(parents=True, exist_ok=True)
         recorded = _recorded_outputs(manifest)
-        log = open(manifest, "a", encoding="utf-8")
+        # Unbuffered: a write that fails (a full disk) fails in record(), not again at close.
+        log = open(manifest, "ab", buffering=0)
     except OSError as e:
-        raise WriteError(f"{manifest}: cannot write the manifest ({e.strerror or e})") from None
+        raise _manifest_error(manifest, e) from None
     tasks, skipped = list(plan.tasks), 0
     for task in plan.skipped:
         if os.path.abspath(task.target) in recorded:
@@ -544,8 +581,12 @@ def run(
     ) as bar:
 
         def record(records):
-            log.write("".join(json.dumps(r) + "\n" for r in records))
-            log.flush()
+            lines = memoryview("".join(json.dumps(r) + "\n" for r in records).encode())
+            try:
+                while lines:
+                    lines = lines[log.write(lines) :]
+            except OSError as e:
+                raise _manifest_error(manifest, e) from None
             for r in records:
                 if r["status"] == "done" and r["found"]:
                     summary.found += 1
@@ -571,18 +612,37 @@ def run(
     return summary
 
 
+def _manifest_error(manifest, error):
+    return WriteError(f"{manifest}: cannot write the manifest ({error.strerror or error})")
+
+
+_RECORD_START = b'{"path": '  # how every line kmz writes begins (json.dumps of _record's dict)
+
+
 def _recorded_outputs(manifest):
     """The outputs (absolute paths) whose last record in the manifest says done. A last
     line without its newline was cut short by a kill: it is removed, so that the next
-    record starts a line of its own (its file is then found written and checked)."""
-    status, length = {}, 0
+    record starts a line of its own (its file is then found written and checked).
+
+    Only a manifest is read, and cut: WriteError for a file that is not a regular one
+    (/dev/zero would never end) or does not begin as kmz's lines do (an image given by
+    mistake must not lose its last "line")."""
     try:
-        log = open(manifest, "rb+")
+        mode = os.stat(manifest).st_mode
     except FileNotFoundError:
         return set()
-    with log:
+    if not stat.S_ISREG(mode):
+        raise WriteError(f"{manifest}: not a regular file, so not a manifest")
+    status, length = {}, 0
+    with open(manifest, "rb+") as log:
+        start = log.read(len(_RECORD_START))
+        if start and start != _RECORD_START:
+            raise WriteError(f"{manifest}: exists and is not a kmz manifest (give another --manifest)")
+        log.seek(0)
         for line in log:
             if not line.endswith(b"\n"):
+                if not line.startswith(_RECORD_START):
+                    raise WriteError(f"{manifest}: its last line is not a kmz record (give another --manifest)")
                 log.truncate(length)
                 break
             length += len(line)
@@ -599,6 +659,15 @@ def _source_bytes(task):
         return os.stat(task.source).st_size
     except OSError:  # gone since the plan: the worker will report it
         return 0
+
+
+def _as_given(item, task, result):
+    """A worker's result, its error naming the input and output as the user gave them
+    (the worker had their absolute paths)."""
+    if not result.get("error"):
+        return result
+    source, target, _ = item
+    return dict(result, error=result["error"].replace(source, str(task.source)).replace(target, str(task.target)))
 
 
 def _drive(backend, tasks, job, convert, chunk_size, record, bar):
@@ -621,7 +690,8 @@ def _drive(backend, tasks, job, convert, chunk_size, record, bar):
     inflight = {}
 
     def collect(items, results):
-        record([_record(by_path[item], **result) for item, result in zip(items, results)])
+        tasks = [by_path[item] for item in items]
+        record([_record(task, **_as_given(item, task, result)) for item, task, result in zip(items, tasks, results)])
         bar.update(len(items))
 
     try:

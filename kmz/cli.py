@@ -211,7 +211,8 @@ def _parser():
         "the tree. Folders are walked recursively for image files (hidden ones and other "
         "files are left out); files named explicitly are always tried. Each file's result is "
         "appended to a JSON-lines manifest. A rerun resumes: existing outputs are skipped, "
-        "and those the manifest does not record are checked and recorded (or redone).",
+        "and those the manifest does not record are checked and recorded; one that is not "
+        "what this run would write fails its input, unless --force.",
     )
     p.add_argument("sources", nargs="+", metavar="SRC", help="a file, a folder or a glob (quoted: '**' recurses)")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="DST", help="the output folder")
@@ -412,7 +413,8 @@ def _batch(args):
     _check_encode_options(args)
     if args.scheduler and args.workers:
         args.usage_error("--workers is for the local pool; a Dask cluster has its own workers")
-    plan = batch.plan(args.sources, args.output, decode=args.decode, force=args.force)
+    manifest = args.manifest or args.output / batch.MANIFEST_NAME
+    plan = batch.plan(args.sources, args.output, decode=args.decode, force=args.force, manifest=manifest)
     options = {action.dest: getattr(args, action.dest) for action in args.encode_options}
     job = batch.Job(decode=args.decode, max_pixels=args.max_pixels, **options)
 
@@ -423,7 +425,7 @@ def _batch(args):
     summary = batch.run(
         plan,
         job,
-        manifest=args.manifest or args.output / batch.MANIFEST_NAME,
+        manifest=manifest,
         workers=args.workers,
         scheduler=args.scheduler,
         chunk_size=args.chunk_size,

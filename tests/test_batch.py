@@ -1,5 +1,7 @@
 """kmz batch on the local process pool: planning, bad files, dying workers, resumption, CLI."""
 
+import errno
+import io
 import json
 import os
 import re
@@ -83,8 +85,11 @@ def test_plan_fails_both_inputs_of_a_collision(tmp_path):
     plan = batch.plan([tmp_path / "src"], tmp_path / "dst")
     assert targets(plan.tasks) == [str(tmp_path / "dst/b.kmz")]
     assert sorted(r["path"] for r in plan.failed) == [str(tmp_path / "src/a.bmp"), str(tmp_path / "src/a.png")]
-    message = f"output collision: {tmp_path}/src/a.bmp, {tmp_path}/src/a.png all map to {tmp_path}/dst/a.kmz"
-    assert {r["error"] for r in plan.failed} == {message}
+    src, target = tmp_path / "src", tmp_path / "dst/a.kmz"
+    assert sorted(r["error"] for r in plan.failed) == [  # each line names its own input first
+        f"{src}/a.bmp: output collision: {src}/a.png also maps to {target}",
+        f"{src}/a.png: output collision: {src}/a.bmp also maps to {target}",
+    ]
 
 
 def test_plan_skips_existing_outputs_unless_forced_and_never_overwrites_an_input(tmp_path):
@@ -107,6 +112,19 @@ def test_plan_does_not_walk_into_the_destination(tmp_path):
     make_image(tmp_path / "out/decoded.png")
     plan = batch.plan([tmp_path], tmp_path / "out")
     assert targets(plan.tasks) == [str(tmp_path / "out/a.kmz")]
+
+
+def test_a_glob_leaves_out_the_destination_and_the_manifest(tmp_path, monkeypatch):
+    """kmz batch 'g/**' -o g/out, run twice: the second run must not take the first's
+    outputs and manifest for inputs."""
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "g/a.png")
+    (tmp_path / "g/log.jsonl").write_text("")
+    first = batch.plan(["g/**"], Path("g/out"), manifest=Path("g/log.jsonl"))
+    assert [str(t.source) for t in first.tasks] == ["g/a.png"] and first.failed == []
+    batch.run(first, batch.Job(k=K), manifest=Path("g/log.jsonl"), workers=1)
+    again = batch.plan(["g/**", "g/*"], Path("g/out"), manifest=Path("g/log.jsonl"))
+    assert again.tasks == [] and again.failed == [] and [str(t.target) for t in again.skipped] == ["g/out/a.kmz"]
 
 
 # Running --------------------------------------------------------------------------
@@ -324,27 +342,83 @@ def test_cli_batch_says_what_is_missing_for_a_cluster_or_a_manifest(tmp_path, ca
     assert not (tmp_path / "out/a.kmz").exists()
 
 
+@pytest.mark.parametrize(
+    "content", [b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", b"my notes\nthe last line", b'{"path": "x"}\nnot a record']
+)
+def test_a_manifest_that_is_not_one_is_refused_untouched(tmp_path, capsys, content):
+    make_image(tmp_path / "a.png")
+    (tmp_path / "m").write_bytes(content)
+    assert main(["batch", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--manifest", str(tmp_path / "m")]) == 1
+    reason = "its last line is not a kmz record" if content.startswith(b"{") else "exists and is not a kmz manifest"
+    assert capsys.readouterr().err == f"kmz: error: {tmp_path}/m: {reason} (give another --manifest)\n"
+    assert (tmp_path / "m").read_bytes() == content and not (tmp_path / "out/a.kmz").exists()
+
+
+def test_an_input_named_as_the_manifest_is_never_cut(tmp_path, capsys):
+    pixels = make_image(tmp_path / "a.png")
+    data = (tmp_path / "a.png").read_bytes()
+    assert main(["batch", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--manifest", str(tmp_path / "a.png")]) == 1
+    assert capsys.readouterr().err.endswith("a.png: exists and is not a kmz manifest (give another --manifest)\n")
+    assert (tmp_path / "a.png").read_bytes() == data and np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), pixels)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_manifest_that_is_not_a_regular_file_is_refused_without_reading_it(tmp_path, capsys):
+    make_image(tmp_path / "a.png")
+    os.mkfifo(tmp_path / "fifo")  # like /dev/zero, reading it would never end
+    assert main(["batch", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--manifest", str(tmp_path / "fifo")]) == 1
+    assert capsys.readouterr().err == f"kmz: error: {tmp_path}/fifo: not a regular file, so not a manifest\n"
+
+
+def test_a_manifest_that_cannot_be_written_ends_in_one_line(tmp_path, capsys, monkeypatch):
+    """A full disk: the manifest's write fails (as on a full tmpfs)."""
+
+    class Full(io.FileIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def full_disk_open(path, mode, **options):  # only the manifest's appending open
+        return Full(path, "a") if mode == "ab" else open(path, mode, **options)
+
+    make_image(tmp_path / "a.png")
+    monkeypatch.setattr(batch, "open", full_disk_open, raising=False)
+    assert main(["batch", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--quiet"]) == 1
+    manifest = tmp_path / "out" / batch.MANIFEST_NAME
+    assert capsys.readouterr().err == f"kmz: error: {manifest}: cannot write the manifest (No space left on device)\n"
+
+
+def test_failure_lines_name_files_as_given(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("src").mkdir()
+    Path("src/broken.png").write_bytes(b"junk")
+    assert main(["batch", "src", "-o", "out", "--quiet"]) == 1
+    manifest = read_manifest("out/" + batch.MANIFEST_NAME)
+    assert manifest[0]["error"] == "src/broken.png: not an image Pillow can read"
+    assert main(["batch", "src", "-o", "out"]) == 1
+    assert "kmz: failed: src/broken.png: not an image Pillow can read\n" in capsys.readouterr().err
+
+
 # Resuming after a kill, encode's options -------------------------------------------
 
 
-def test_a_rerun_checks_outputs_the_manifest_lacks_and_redoes_damaged_ones(tmp_path):
+def test_a_rerun_checks_outputs_the_manifest_lacks_and_replaces_none(tmp_path):
     """As after a kill -9: outputs written whose chunk never returned, and a last manifest
-    line cut short."""
+    line cut short. What is not exactly this run's output is left as it is."""
     src, dst, manifest = tmp_path / "src", tmp_path / "dst", tmp_path / "dst/log.jsonl"
     images = {f"im{i}.png": make_image(src / f"im{i}.png", seed=i) for i in range(4)}
     job = batch.Job(k=K)
     batch.run(batch.plan([src], dst), job, manifest=manifest, workers=1)
     kept = [line for line in manifest.read_text().splitlines(keepends=True) if '/im0.png"' in line or '/im3.png"' in line]
     manifest.write_text("".join(kept) + '{"path": "' + str(src / "im1.png") + '", "outp')
-    truncated = (dst / "im2.kmz").read_bytes()[:-9]
-    (dst / "im2.kmz").write_bytes(truncated)
-    make_image(src / "im4.png", seed=4, size=8)  # its output is another image's
-    (dst / "im4.kmz").write_bytes((dst / "im0.kmz").read_bytes())
+    (dst / "im2.kmz").write_bytes((dst / "im2.kmz").read_bytes()[:-9])  # damaged
+    images["im4.png"] = make_image(src / "im4.png", seed=4)
+    (dst / "im4.kmz").write_bytes((dst / "im0.kmz").read_bytes())  # another image's, of the same size
+    before = {name: (dst / name).read_bytes() for name in ["im2.kmz", "im4.kmz"]}
     untouched = (dst / "im1.kmz").stat().st_mtime_ns
 
     summary = batch.run(batch.plan([src], dst), job, manifest=manifest, workers=2, chunk_size=1)
-    assert (summary.done, summary.found, summary.skipped, summary.failed) == (2, 1, 2, 0)
-    assert str(summary).startswith("kmz batch: 2 done, 1 found already written (checked), 2 skipped (output exists), ")
+    assert (summary.done, summary.found, summary.skipped, summary.failed) == (0, 1, 2, 2)
+    assert str(summary).startswith("kmz batch: 0 done, 1 found already written (checked), 2 skipped (output exists), ")
     records = read_manifest(manifest)  # every line whole: the cut one was removed
     assert sorted(Path(r["path"]).name for r in records) == [f"im{i}.png" for i in range(5)]
     by_name = {Path(r["path"]).name: r for r in records}
@@ -352,23 +426,55 @@ def test_a_rerun_checks_outputs_the_manifest_lacks_and_redoes_damaged_ones(tmp_p
     assert found["found"] and found["status"] == "done" and (dst / "im1.kmz").stat().st_mtime_ns == untouched
     assert found["psnr"] == round(psnr(images["im1.png"], kmz.open(dst / "im1.kmz").to_array()), 3)
     assert (found["k"], found["bytes"]) == (K, fmt.file_size(16, 16, K))
-    for name, size in [("im2", 16), ("im4", 8)]:
-        assert not by_name[f"{name}.png"]["found"]
-        assert kmz.open(dst / f"{name}.kmz").size == (size, size)
+    for name in ["im2", "im4"]:
+        assert by_name[f"{name}.png"]["error"] == (
+            f"{src}/{name}.png: {dst}/{name}.kmz: exists and is not what this run would write (use --force to replace it)"
+        )
+        assert (dst / f"{name}.kmz").read_bytes() == before[f"{name}.kmz"]
+    forced = batch.run(batch.plan([src], dst, force=True), job, manifest=manifest, workers=1)
+    assert (forced.done, forced.failed) == (5, 0)
+    assert kmz.open(dst / "im4.kmz").tobytes() == kmz.encode(images["im4.png"], k=K).tobytes()
+
+
+def test_a_found_output_of_other_options_is_not_trusted(tmp_path):
+    make_image(tmp_path / "src/a.png")
+    batch.run(batch.plan([tmp_path / "src"], tmp_path / "dst"), batch.Job(k=K), manifest=tmp_path / "one.jsonl")
+    summary = batch.run(batch.plan([tmp_path / "src"], tmp_path / "dst"), batch.Job(k=K - 1), manifest=tmp_path / "two.jsonl")
+    assert (summary.found, summary.failed) == (0, 1)
+    assert kmz.open(tmp_path / "dst/a.kmz").k == K
+
+
+def test_decoding_next_to_the_sources_never_replaces_the_originals(tmp_path):
+    """kmz batch --decode ph -o ph: ph/a.png is the photo that ph/a.kmz was made from."""
+    original = make_image(tmp_path / "ph/a.png")
+    batch.run(batch.plan([tmp_path / "ph/a.png"], tmp_path / "ph"), batch.Job(k=K), manifest=tmp_path / "e.jsonl")
+    summary = batch.run(batch.plan([tmp_path / "ph"], tmp_path / "ph", decode=True), batch.Job(decode=True),
+                        manifest=tmp_path / "d.jsonl")  # fmt: skip
+    assert (summary.done, summary.found, summary.failed) == (0, 0, 1)
+    assert summary.failures[0]["error"].endswith("ph/a.png: exists and is not what this run would write (use --force to replace it)")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "ph/a.png")), original)
 
 
 def test_a_decode_rerun_trusts_only_a_png_with_the_right_pixels(tmp_path):
     kmzs, pngs = tmp_path / "kmz", tmp_path / "png"
     for i in range(2):
         make_image(tmp_path / f"im{i}.png", seed=i)
+    rgba = np.dstack([make_image(tmp_path / "other.png", seed=2), np.tile(np.arange(0, 256, 16, dtype=np.uint8), (16, 1))])
+    kmzs.mkdir()
+    kmz.encode(rgba, k=K).save(kmzs / "im2.kmz")
     batch.run(batch.plan([tmp_path], kmzs), batch.Job(k=K), manifest=tmp_path / "encode.jsonl", workers=1)
     pngs.mkdir()
     kmz.open(kmzs / "im0.kmz").save(pngs / "im0.png")
     Image.fromarray(kmz.open(kmzs / "im0.kmz").to_array()).save(pngs / "im1.png")  # im0's pixels
+    kmz.open(kmzs / "im2.kmz").save(pngs / "im2.png")  # RGBA: a palette PNG with tRNS
+    im1 = (pngs / "im1.png").read_bytes()
     summary = batch.run(batch.plan([kmzs], pngs, decode=True), batch.Job(decode=True), manifest=pngs / "log.jsonl")
-    assert (summary.done, summary.found) == (1, 1)
-    assert {Path(r["path"]).name: r["found"] for r in read_manifest(pngs / "log.jsonl")} == {"im0.kmz": True, "im1.kmz": False}
-    assert np.array_equal(np.asarray(Image.open(pngs / "im1.png").convert("RGB")), kmz.open(kmzs / "im1.kmz").to_array())
+    assert (summary.done, summary.found, summary.failed) == (1, 2, 1)
+    records = {Path(r["path"]).name: r for r in read_manifest(pngs / "log.jsonl")}
+    assert {name: r["found"] for name, r in records.items() if r["status"] == "done"} == {
+        "im0.kmz": True, "im2.kmz": True, "other.kmz": False}  # fmt: skip
+    assert records["im1.kmz"]["error"].endswith("png/im1.png: exists and is not what this run would write (use --force to replace it)")
+    assert (pngs / "im1.png").read_bytes() == im1
 
 
 def test_an_output_that_is_not_a_regular_file_is_never_replaced(tmp_path):
