@@ -110,7 +110,8 @@ def _add_encode_options(p):
         p.add_argument("--space", choices=("rgb", "oklab"), default="rgb",
                        help="colour space k-means measures distance in (default: rgb)"),
         p.add_argument("--dither", action="store_true", help="Floyd-Steinberg error diffusion (K <= 256)"),
-        p.add_argument("--frame", type=_frame, help="the frame of an animation to encode (default: 0, with a note)"),
+        p.add_argument("--frame", type=_frame, help="the frame of an animation (or layer of a PSD) to encode, from 0 "
+                       "(default: the first frame, a PSD's composite; with a note)"),
         p.add_argument("--background", type=_colour, default=io.DEFAULT_BACKGROUND,
                        help="flatten transparency onto this colour: a name or #rrggbb (default: keep it, RGBA)"),
         target.add_argument("--psnr", type=_positive(float), metavar="DB",

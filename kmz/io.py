@@ -79,22 +79,31 @@ def convert_image(image, frame=None, background=DEFAULT_BACKGROUND, max_pixels=f
     straight RGBA when the image has transparency (an alpha below 255), upright (EXIF
     orientation applied), and notes a list of sentences saying what was done to get there.
 
-    frame picks a frame of an animation (default: the first, with a note). Given a
-    `background` (a Pillow colour name, '#rrggbb' or an RGB tuple), transparent pixels
-    are composited onto it and the pixels are RGB. An alpha channel that is 255
-    everywhere is dropped. The pixel limit (kmz.MAX_IMAGE_PIXELS unless given; None for
-    none) is checked before the pixels are loaded.
+    frame picks a frame of an animation or a layer of a PSD, from 0 (default: the first
+    frame, or a PSD's composite, with a note). Given a `background` (a Pillow colour
+    name, '#rrggbb' or an RGB tuple), transparent pixels are composited onto it and the
+    pixels are RGB. An alpha channel that is 255 everywhere is dropped. The pixel limit
+    (kmz.MAX_IMAGE_PIXELS unless given; None for none) is checked before the pixels are
+    loaded.
     """
     bg = None if background is None else _background_rgb(background)
     if frame is not None:
         checks.whole("frame", frame, 0)
     notes = []
-    frames = getattr(image, "n_frames", 1)
+    # A PSD's frames are its layers, which Pillow numbers from 1; as opened, it shows
+    # their composite. One of a single layer, or none (n_frames 0), is read as a still
+    # image: its composite.
+    first = getattr(image, "_min_frame", 0)
+    frames = max(1, getattr(image, "n_frames", 1))
     if frame is not None and not 0 <= frame < frames:
         raise ImageReadError(f"no frame {frame}: the image has {frames} frame{'s' * (frames != 1)}")
     if frames > 1:
-        image.seek(frame or 0)
-        if frame is None:
+        if frame is not None:
+            _seek(image, frame)
+        elif first:
+            notes.append(f"the image has {frames} layers; encoded their composite (--frame N picks layer N, from 0)")
+        else:
+            image.seek(0)  # a PIL image given may show another frame
             notes.append(f"the image has {frames} frames; encoded the first (--frame N picks another)")
     width, height = image.size
     if width == 0 or height == 0:
@@ -115,6 +124,16 @@ def convert_image(image, frame=None, background=DEFAULT_BACKGROUND, max_pixels=f
         name = background if isinstance(background, str) else "#%02x%02x%02x" % bg
         notes.append(f"the image has transparency; composited onto {name}")
     return np.ascontiguousarray(rgb), notes
+
+
+def _seek(image, frame):
+    """Show frame `frame` (from 0) of an image of several frames."""
+    first = getattr(image, "_min_frame", 0)
+    if first and image.tell() == first + frame:
+        # A PSD as opened says it shows layer 1 but shows the composite, and Pillow takes
+        # seek(tell()) for a no-op: going by another layer first loads the one asked for.
+        image.seek(first + (frame == 0))
+    image.seek(first + frame)
 
 
 def to_rgb_array(image):

@@ -178,6 +178,49 @@ def test_animations_give_the_first_frame_or_the_one_asked_for(suffix, tmp_path, 
     assert err == "kmz: note: the image has 3 frames; encoded the first (--frame N picks another)\n"
 
 
+def _psd(composite, layers):
+    """A minimal 8-bit RGB PSD (Pillow cannot write one): uncompressed, the composite
+    ((H, W, 3) uint8) and full-size RGB layers of the same shape."""
+    height, width = composite.shape[:2]
+    records, channel_data = b"", b""
+    for number, layer in enumerate(layers):
+        name = bytes([2]) + b"L%d" % number + b"\0"  # a Pascal string padded to 4 bytes
+        extra = struct.pack(">II", 0, 0) + name  # no mask, no blending ranges
+        records += struct.pack(">4iH", 0, 0, height, width, 3)
+        records += b"".join(struct.pack(">hI", c, 2 + width * height) for c in range(3))
+        records += b"8BIMnorm" + bytes([255, 0, 0, 0]) + struct.pack(">I", len(extra)) + extra
+        channel_data += b"".join(struct.pack(">H", 0) + layer[:, :, c].tobytes() for c in range(3))
+    info = struct.pack(">h", len(layers)) + records + channel_data
+    info += b"\0" * (len(info) % 2)
+    layer_and_mask = struct.pack(">I", len(info)) + info + struct.pack(">I", 0)
+    return (b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, height, width, 8, 3) + struct.pack(">II", 0, 0)
+            + struct.pack(">I", len(layer_and_mask)) + layer_and_mask + struct.pack(">H", 0)
+            + b"".join(composite[:, :, c].tobytes() for c in range(3)))
+
+
+def test_psd_layers_are_frames_from_0_and_the_composite_is_the_default(tmp_path, capsys):
+    red, green, blue = (np.full((2, 3, 3), c, np.uint8) for c in COLOURS)
+    path = tmp_path / "layers.psd"
+    path.write_bytes(_psd(blue, [red, green]))
+    pixels, notes = io.open_image(path)
+    assert pixels[0, 0].tolist() == [0, 0, 255]
+    assert notes == ["the image has 2 layers; encoded their composite (--frame N picks layer N, from 0)"]
+    pixels, notes = io.open_image(path, frame=0)
+    assert pixels.tolist() == red.tolist() and notes == []
+    assert io.open_image(path, frame=1)[0].tolist() == green.tolist()
+    with pytest.raises(kmz.ImageReadError, match=r"layers.psd: no frame 2: the image has 2 frames$"):
+        io.open_image(path, frame=2)
+    assert main(["encode", str(path), "-o", str(tmp_path / "c.kmz")]) == 0
+    assert kmz.open(tmp_path / "c.kmz").palette.tolist() == [[0, 0, 255]]
+    assert capsys.readouterr().err == ("kmz: note: the image has 2 layers; encoded their composite "
+                                       "(--frame N picks layer N, from 0)\n")
+    assert main(["encode", str(path), "--frame", "1", "-o", str(tmp_path / "l1.kmz")]) == 0
+    assert kmz.open(tmp_path / "l1.kmz").palette.tolist() == [[0, 255, 0]]
+    flat = tmp_path / "flat.psd"
+    flat.write_bytes(_psd(blue, []))
+    assert io.open_image(flat, frame=0)[0].tolist() == blue.tolist()
+
+
 def test_frame_of_a_still_image(tmp_path):
     path = tmp_path / "still.png"
     Image.new("RGB", (2, 2)).save(path)
