@@ -184,17 +184,25 @@ class _PackageLimit:
 PACKAGE_LIMIT = _PackageLimit()
 
 
+def pixel_limit(max_pixels=PACKAGE_LIMIT):
+    """The limit a max_pixels argument stands for: a number, or None for none;
+    ValueError for anything else (None, not 0 or a negative, lifts the limit)."""
+    if max_pixels is PACKAGE_LIMIT:
+        max_pixels = sys.modules[__package__].MAX_IMAGE_PIXELS
+    if max_pixels is not None:
+        checks.positive("max_pixels", max_pixels)  # as given: an int limit prints as one
+    return max_pixels
+
+
 def check_pixel_limit(width, height, max_pixels=PACKAGE_LIMIT):
     """Spec section 4, check 8, as Pillow does it: above max_pixels a PixelLimitWarning,
     above twice that a PixelLimitError; None disables the limit.
 
     Python integers, so a declared 2^62 pixels cannot overflow.
     """
-    if max_pixels is PACKAGE_LIMIT:
-        max_pixels = sys.modules[__package__].MAX_IMAGE_PIXELS
+    max_pixels = pixel_limit(max_pixels)
     if max_pixels is None:
         return
-    checks.positive("max_pixels", max_pixels)  # None, not 0 or a negative, lifts the limit
     pixels = int(width) * int(height)
     if pixels > 2 * max_pixels:
         raise PixelLimitError(

@@ -39,6 +39,15 @@ def _background_rgb(background):
     return rgb
 
 
+def _check_arguments(frame, background, max_pixels):
+    """ValueError (or TypeError) for misuse of convert_image's and open_image's
+    arguments; else the background as an (r, g, b) tuple, or None."""
+    if frame is not None:
+        checks.whole("frame", frame, 0)
+    fmt.pixel_limit(max_pixels)
+    return None if background is None else _background_rgb(background)
+
+
 def _scale_to_8_bits(values, top):
     """Samples 0..top (clipped) scaled and rounded to 0..255: 16-bit 65535 -> 255, not clipped."""
     if isinstance(top, float):
@@ -86,9 +95,7 @@ def convert_image(image, frame=None, background=DEFAULT_BACKGROUND, max_pixels=f
     (kmz.MAX_IMAGE_PIXELS unless given; None for none) is checked before the pixels are
     loaded.
     """
-    bg = None if background is None else _background_rgb(background)
-    if frame is not None:
-        checks.whole("frame", frame, 0)
+    bg = _check_arguments(frame, background, max_pixels)
     notes = []
     # A PSD's frames are its layers, which Pillow numbers from 1; as opened, it shows
     # their composite. One of a single layer, or none (n_frames 0), is read as a still
@@ -148,10 +155,10 @@ def open_image(source, frame=None, background=DEFAULT_BACKGROUND, max_pixels=fmt
 
     Every failure (no such file, not a regular file, not an image, truncated or corrupt,
     over the pixel limit, no such frame) is a KmzError whose message starts with the
-    path (or the file object's name).
+    path (or the file object's name); misuse of the other arguments is a ValueError,
+    as with a PIL image.
     """
-    if background is not None:
-        _background_rgb(background)  # a bad colour is API misuse, not a bad file
+    _check_arguments(frame, background, max_pixels)  # API misuse, before any failure is the file's
     name = label(source)
     with _open_input(source) as (f, size):
         if size is None:  # a pipe: Pillow needs to seek, so it reads from memory
