@@ -117,8 +117,9 @@ def _add_encode_options(p):
         target.add_argument("--psnr", type=_positive(float), metavar="DB",
                             help="choose the smallest K whose PSNR reaches DB (a search)"),
         target.add_argument("--max-bytes", type=_positive(int), metavar="N",
-                            help="choose the largest K whose file fits in N bytes (with ctx or mix, "
-                            "whose sizes need not grow with K: a K that fits where K + 1 does not)"),
+                            help="choose the largest K whose .kmz file fits in N bytes (with ctx or mix, "
+                            "whose sizes need not grow with K: a K that fits where K + 1 does not); "
+                            "for a .kmz output only"),
         p.add_argument("--strict", action="store_true",
                        help="when the target cannot be met, write nothing and exit 1 "
                        "(default: write the closest K and exit 0)"),
@@ -127,7 +128,8 @@ def _add_encode_options(p):
             help="index coding: raw (bit-packed, the size formula), ctx (context-modelled, "
             "smaller) or mix (context mixing and a match model: smaller still up to K = 256, but "
             f"slower to encode and decode); ctx and mix take K up to {fmt.CODED_MAX_K} "
-            "(default: raw; encode's summary says when ctx would be smaller)",
+            "(default: raw; encode's summary says when ctx would be smaller); other than raw, "
+            "for a .kmz output only",
         ),
     ]
 
@@ -281,6 +283,16 @@ def _destination(args, suffix, stdout_format):
     return output, str(output), io.image_format(output)
 
 
+def _check_kmz_only_options(args, name, format):
+    """A usage error for options that describe the .kmz file when another format is
+    written: another coder makes that file, whose size no target measured."""
+    given = [f"--coding {args.coding}"] if args.coding != "raw" else []
+    given += ["--max-bytes"] if args.max_bytes is not None else []
+    if format != "KMZ" and given:
+        args.usage_error(f"{' and '.join(given)} {'describe' if len(given) > 1 else 'describes'} a .kmz file; "
+                         f"{name} would be written as {format}")
+
+
 def _say(line, data_on_stdout):
     """The summary line: on stdout, unless that carries the image."""
     print(line, file=sys.stderr if data_on_stdout else sys.stdout)
@@ -290,6 +302,7 @@ def _encode(args):
     _check_encode_options(args)
     source, source_name = _source(args)
     output, name, format = _destination(args, ".kmz", "KMZ")
+    _check_kmz_only_options(args, name, format)
     with Progress(quiet=args.quiet) as progress:
         progress(f"reading {source_name}")
         image = _quantized(source, args, progress)
