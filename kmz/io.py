@@ -27,6 +27,7 @@ _CHUNK = 1 << 20  # bytes per read from a stream, whose length is not known in a
 # image (4 bytes a pixel for most modes) and the RGB array made from it.
 _READ_BYTES_PER_PIXEL = 7
 _JPEG_MAX_SIDE = 65500
+_NAME_MAX = 255  # bytes in a file name: Linux's NAME_MAX, and most file systems'
 
 
 def _background_rgb(background):
@@ -385,7 +386,7 @@ def write_atomic(path, write, force=True):
     folder = path.parent if str(path.parent) else Path(".")
     # The temporary file's name is known before the file exists, so that a Ctrl-C at
     # any moment, even while it is being created, leaves nothing behind.
-    tmp = folder / f".{path.name}.{os.urandom(8).hex()}.tmp"
+    tmp = folder / _temporary_name(path.name)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
@@ -408,6 +409,18 @@ def write_atomic(path, write, force=True):
         raise
     _fsync_folder(folder)
     return written
+
+
+def _temporary_name(name):
+    """.NAME.<16 hex digits>.tmp, NAME cut (at a character's start) so that the whole
+    fits the 255 bytes a file name may have: a valid output name must stay writable."""
+    room = _NAME_MAX - len(f"..{'0' * 16}.tmp")
+    encoded = os.fsencode(name)
+    if len(encoded) > room:
+        while encoded[room] & 0xC0 == 0x80:  # a UTF-8 continuation byte
+            room -= 1
+        name = os.fsdecode(encoded[:room])
+    return f".{name}.{os.urandom(8).hex()}.tmp"
 
 
 def _move_into_place(tmp, path, force):
