@@ -204,6 +204,7 @@ def _parser():
                    help=f"index coding of the files measured, as encode's (default: raw); ctx and mix "
                    f"take K up to {fmt.CODED_MAX_K}")
     p.add_argument("--force", action="store_true", help="replace existing outputs")
+    _add_limit_options(p, "sweep", checksum=False)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on a terminal")
     p.set_defaults(run=_sweep, usage_error=p.error)
 
@@ -392,10 +393,10 @@ def _sweep(args):
     io.make_folder(folder)
     with Progress(quiet=args.quiet) as progress:
         progress(f"reading {args.input}")
-        pixels, _ = io.open_image(args.input)
+        pixels, _ = io.open_image(args.input, max_pixels=args.max_pixels)
         input_bytes = args.input.stat().st_size
         rows = sweep.sweep(pixels, args.k, seed=args.seed, input_bytes=input_bytes, progress=progress,
-                           coding=args.coding)
+                           coding=args.coding, max_pixels=None)  # checked by open_image
         progress("drawing the contact sheet")
         io.save_pil(sheet_path, sweep.contact_sheet(pixels, rows))
         if plot:

@@ -416,8 +416,9 @@ def test_os_errors_are_in_kmz_wording(tmp_path, capsys, monkeypatch):
 
 def test_no_limit_help_names_the_command_s_own_work(capsys):
     helps = {}
-    for command in ("encode", "decode", "info"):
+    for command in ("encode", "decode", "info", "sweep"):
         helps[command] = " ".join(run(capsys, command, "--help")[1].split())
+    assert "--no-limit sweep images of any size" in helps["sweep"]
     assert "--no-limit encode images of any size" in helps["encode"]
     assert "--no-limit decode images of any size" in helps["decode"]
     assert "--no-limit read images of any size" in helps["info"]
