@@ -32,9 +32,10 @@ _BANDS = 16
 # Bytes a pixel that quantizing needs on top of the pixels: each pixel's colour number
 # (uint32) and its label (uint16).
 _QUANTIZE_BYTES_PER_PIXEL = 6
-# Formats that keep every level of an RGBA image's alpha (GIF keeps one level, BMP none);
-# of these only PNG keeps it in a palette image, so the others are given RGBA.
-_ALPHA_FORMATS = {"PNG", "TIFF", "WEBP", "ICO"}
+# Formats that keep every level of an RGBA image's alpha (GIF keeps one level, BMP none),
+# each checked to give the RGBA pixels back exactly (tests/test_alpha.py); of these only
+# PNG keeps it in a palette image, so the others are given RGBA.
+_ALPHA_FORMATS = {"PNG", "TIFF", "WEBP", "ICO", "QOI", "TGA", "SGI", "DDS", "JPEG2000", "IM"}
 # Colours a GIF holds: Pillow would quantize a larger palette again, silently.
 _GIF_MAX_K = 256
 # Formats whose Pillow writers change the pixels (WebP and ICO are written as they are,
