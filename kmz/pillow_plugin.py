@@ -8,7 +8,8 @@ file, as a PNG with tRNS opens), a larger one in mode RGB, or RGBA for an RGBA f
 Saving keeps an image's transparency (pass background= to flatten it).
 A file that is not .kmz is left to other plugins (so Pillow raises
 UnidentifiedImageError); a damaged one raises DamagedImageError, an OSError whose
-__cause__ is the specific kmz error.
+__cause__ is the specific kmz error; one over twice kmz.MAX_IMAGE_PIXELS raises
+Pillow's DecompressionBombError, whose __cause__ is the PixelLimitError.
 """
 
 import inspect
@@ -17,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImagePalette
 
 from . import format as fmt
-from .errors import DamagedImageError, FormatError, SignatureError
+from .errors import DamagedImageError, FormatError, PixelLimitError, SignatureError
 from .image import encode, frombytes
 
 FORMAT = "KMZ"
@@ -67,6 +68,10 @@ class KmzDecoder(ImageFile.PyDecoder):
     def decode(self, buffer):
         try:
             image = frombytes(self.fd.read())
+        except PixelLimitError as e:
+            # Not damage: an image over kmz's limit gets the error Pillow raises for one
+            # over its own, which Pillow users catch.
+            raise Image.DecompressionBombError(str(e)) from e
         except FormatError as e:
             raise _damaged(e) from e
         if self.mode == "P":

@@ -118,6 +118,16 @@ def test_a_damaged_pixel_area_raises_oserror_carrying_the_kmz_error(kmz_file):
     assert isinstance(caught.value.__cause__, kmz.ChecksumError)
 
 
+def test_an_image_over_the_pixel_limit_is_a_decompression_bomb_not_damage(kmz_file, monkeypatch):
+    monkeypatch.setattr(kmz, "MAX_IMAGE_PIXELS", 100)  # the file is 24 x 16 = 384 pixels
+    with Image.open(kmz_file) as im:
+        with pytest.raises(Image.DecompressionBombError) as caught:
+            im.load()
+    assert str(caught.value) == ("image is 24 x 16 = 384 pixels, more than twice the limit of 100 pixels "
+                                 "(a possible decompression bomb)")
+    assert isinstance(caught.value.__cause__, kmz.PixelLimitError)
+
+
 def test_a_damaged_header_raises_oserror_on_open(kmz_file):
     data = bytearray(kmz_file.read_bytes())
     data[8] = 2  # version
