@@ -43,17 +43,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"kmz: error: {message} (see '{self.prog} --help')\n")
 
 
-def _input(text):
+def _file(text):
+    """An input or -o: a file's path, or - for standard input or output."""
     if text == STDIO:
         return STDIO
     path = Path(text)
     if not path.name:  # '.', '/', '': no file, and no name to derive an output from
         raise argparse.ArgumentTypeError(f"{text!r} is not a file")
     return path
-
-
-def _output(text):
-    return STDIO if text == STDIO else Path(text)
 
 
 def _whole(name, low, high):
@@ -77,7 +74,7 @@ _k = _whole("K", 1, fmt.MAX_K)
 
 
 def _frame(text):
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # isdigit alone takes '²', which int() refuses
         raise argparse.ArgumentTypeError(f"frame must be a whole number from 0, not {text!r}")
     return int(text)
 
@@ -162,8 +159,8 @@ def _parser():
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("encode", help="encode an image as .kmz (or, by -o's suffix, another format)")
-    p.add_argument("input", type=_input, help="any image Pillow can read, or - for standard input")
-    p.add_argument("-o", "--output", type=_output,
+    p.add_argument("input", type=_file, help="any image Pillow can read, or - for standard input")
+    p.add_argument("-o", "--output", type=_file,
                    help="output path; its suffix picks the format: .kmz, or any format Pillow writes "
                    "(.png, .gif, ...: the quantized image, a palette image where the format has one); "
                    "- for standard output, as .kmz (default: INPUT with suffix .kmz; standard output "
@@ -175,8 +172,8 @@ def _parser():
     p.set_defaults(run=_encode, usage_error=p.error)
 
     p = commands.add_parser("decode", help="decode a .kmz file to PNG (or, by -o's suffix, another format)")
-    p.add_argument("input", type=_input, help="a .kmz file, or - for standard input")
-    p.add_argument("-o", "--output", type=_output,
+    p.add_argument("input", type=_file, help="a .kmz file, or - for standard input")
+    p.add_argument("-o", "--output", type=_file,
                    help="output path; its suffix picks the format (.png, or any other Pillow writes); "
                    "- for standard output, as PNG (default: INPUT with suffix .png; standard output "
                    "when INPUT is -)")
@@ -186,13 +183,13 @@ def _parser():
     p.set_defaults(run=_decode, usage_error=p.error)
 
     p = commands.add_parser("info", help="explain a .kmz file: header and size breakdown")
-    p.add_argument("input", type=_input, help="a .kmz file, or - for standard input")
+    p.add_argument("input", type=_file, help="a .kmz file, or - for standard input")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_limit_options(p, "read", checksum=True)
     p.set_defaults(run=_info, usage_error=p.error)
 
     p = commands.add_parser("sweep", help="encode at several K: a table, a chart and a contact sheet")
-    p.add_argument("input", type=_input, help="any image Pillow can read")
+    p.add_argument("input", type=_file, help="any image Pillow can read")
     ks = dict(type=_k_list, metavar="LIST",
               help="comma-separated K values (default: %s)" % ",".join(map(str, sweep.DEFAULT_KS)))
     p.add_argument("-k", default=sweep.DEFAULT_KS, **ks)
@@ -533,7 +530,9 @@ def _run(argv):
         parser.print_help()
         return 0
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # the command's parser says it, so the hint names the command's --help
+            args.usage_error(f"unrecognized arguments: {' '.join(unknown)}")
         with warnings.catch_warnings():
             warnings.simplefilter("always", PixelLimitWarning)
             warnings.showwarning = _show_warning
