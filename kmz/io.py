@@ -50,8 +50,11 @@ def _check_arguments(frame, background, max_pixels):
 
 
 def _scale_to_8_bits(values, top):
-    """Samples 0..top (clipped) scaled and rounded to 0..255: 16-bit 65535 -> 255, not clipped."""
+    """Samples 0..top (clipped) scaled and rounded to 0..255: 16-bit 65535 -> 255, not clipped.
+    Floats that are not numbers map as numbers would: NaN and -inf to 0, +inf to 255
+    (a NaN cast to uint8 is undefined, and could differ from one machine to the next)."""
     if isinstance(top, float):
+        values = np.nan_to_num(values, nan=0.0, posinf=top, neginf=0.0)
         return np.rint(np.clip(values, 0.0, top) * (255 / top)).astype(np.uint8)
     # Integers: v * 255 / 65535 is never exactly halfway, so this rounds as rint would.
     values = np.clip(values, 0, top).astype(np.uint32)

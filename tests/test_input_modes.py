@@ -119,6 +119,18 @@ def test_mode_f_maps_0_to_1():
     assert notes == ["mode F: samples 0.0-1.0 scaled to 8 bits"]
 
 
+def test_mode_f_maps_nan_and_infinities_to_defined_bytes(tmp_path, capsys):
+    values = [float("nan"), float("inf"), float("-inf"), -float("nan"), 0.5]
+    with np.errstate(all="raise"):  # no "invalid value encountered in cast"
+        pixels, _ = io.convert_image(from_row("F", values))
+    assert pixels[0, :, 0].tolist() == [0, 255, 0, 0, 128]
+    path = tmp_path / "nan.tiff"
+    from_row("F", values).save(path)
+    assert main(["encode", str(path)]) == 0
+    assert capsys.readouterr().err == "kmz: note: mode F: samples 0.0-1.0 scaled to 8 bits\n"
+    assert kmz.open(path.with_suffix(".kmz")).to_array()[0, :, 0].tolist() == [0, 255, 0, 0, 128]
+
+
 def _png(width, height, depth, colour_type, rows):
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
