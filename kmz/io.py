@@ -65,17 +65,47 @@ def _scale_to_8_bits(values, top):
 _WIDE_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535, "F": 1.0}
 
 
+def _opaque_unless(clear):
+    """An alpha channel: 0 where `clear` is true, 255 elsewhere."""
+    return np.where(clear, 0, 255).astype(np.uint8)
+
+
+def _with_rgb16_transparency(image):
+    """A 16-bit RGB PNG with a tRNS colour as an RGBA image, the pixels of that colour
+    clear; any other image as it is. Pillow reads such a PNG as 8-bit RGB, the high
+    byte of each sample, and so never matches the 16-bit colour; the same data decoded
+    as little-endian gives the low bytes, and the two compare at 16 bits. To be called
+    before the image is loaded (getexif loads a PNG)."""
+    transparent = image.info.get("transparency")
+    if image.format != "PNG" or not isinstance(transparent, tuple) or [t.args for t in image.tile] != ["RGB;16B"]:
+        return image
+    with Image.open(image.fp) as low_bytes:  # Pillow reads a file object from its start
+        low_bytes.tile = [tile._replace(args="RGB;16L") for tile in low_bytes.tile]
+        low = np.asarray(low_bytes)
+    high = np.asarray(image)
+    clear = np.ones(high.shape[:2], bool)
+    for channel, sample in enumerate(transparent):
+        clear &= (high[:, :, channel] == sample >> 8) & (low[:, :, channel] == sample & 255)
+    rgba = Image.fromarray(np.dstack([high, _opaque_unless(clear)]), "RGBA")
+    rgba.info = {key: value for key, value in image.info.items() if key != "transparency"}  # EXIF and all
+    return rgba
+
+
 def _rgb_and_alpha(image, notes):
     """(rgb (H, W, 3) uint8, alpha (H, W) uint8 or None) for a PIL image of any mode."""
     mode = image.mode
+    transparent = image.info.get("transparency")
     if mode in _WIDE_MODES:
         top = _WIDE_MODES[mode]
         span = "0.0-1.0" if mode == "F" else "0-65535"
         notes.append(f"mode {mode}: samples {span} scaled to 8 bits")
-        grey = _scale_to_8_bits(np.asarray(image), top)
-        return np.repeat(grey[:, :, None], 3, axis=2), None
+        values = np.asarray(image)
+        grey = _scale_to_8_bits(values, top)
+        # A 16-bit grey PNG's tRNS colour, compared before the scaling merges its neighbours.
+        alpha = _opaque_unless(values == transparent) if isinstance(transparent, int) else None
+        return np.repeat(grey[:, :, None], 3, axis=2), alpha
     palette_alpha = mode == "P" and image.palette is not None and image.palette.mode == "RGBA"
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info or palette_alpha:
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or transparent is not None or palette_alpha:
         rgba = np.asarray(image.convert("RGBA"))
         return rgba[:, :, :3], rgba[:, :, 3]
     if mode == "CMYK":
@@ -121,6 +151,7 @@ def convert_image(image, frame=None, background=DEFAULT_BACKGROUND, max_pixels=f
         raise ImageReadError(f"the image has no pixels ({width} x {height})")
     fmt.check_pixel_limit(width, height, max_pixels)
     check_memory(_READ_BYTES_PER_PIXEL * width * height, f"reading {width} x {height} pixels")
+    image = _with_rgb16_transparency(image)
     orientation = image.getexif().get(_ORIENTATION, 1)
     if orientation in range(2, 9):
         image = ImageOps.exif_transpose(image)

@@ -131,11 +131,12 @@ def test_mode_f_maps_nan_and_infinities_to_defined_bytes(tmp_path, capsys):
     assert kmz.open(path.with_suffix(".kmz")).to_array()[0, :, 0].tolist() == [0, 255, 0, 0, 128]
 
 
-def _png(width, height, depth, colour_type, rows):
+def _png(width, height, depth, colour_type, rows, trns=None):
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
     raw = b"".join(b"\0" + r for r in rows)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0))
+            + (b"" if trns is None else chunk(b"tRNS", trns))
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
@@ -150,6 +151,25 @@ def test_16_bit_png_files(tmp_path):
     pixels, notes = io.open_image(rgb)
     # Pillow reads 16-bit RGB as 8-bit RGB (the high byte of each sample).
     assert pixels.tolist() == [[[255, 128, 0], [0x12, 255, 0]]] and notes == []
+
+
+def test_16_bit_png_transparent_colours_compare_at_16_bits(tmp_path, capsys):
+    # The tRNS colour is clear; its 8-bit neighbours (same high bytes) stay opaque.
+    grey = tmp_path / "grey16.png"
+    grey.write_bytes(_png(3, 1, 16, 0, [struct.pack(">3H", 0x8000, 0x8001, 0xFFFF)], trns=struct.pack(">H", 0x8000)))
+    pixels, notes = io.open_image(grey)
+    assert pixels.tolist() == [[[128, 128, 128, 0], [128, 128, 128, 255], [255, 255, 255, 255]]]
+    assert notes == ["mode I;16: samples 0-65535 scaled to 8 bits"]
+    rgb = tmp_path / "rgb16.png"
+    rgb.write_bytes(_png(3, 1, 16, 2, [struct.pack(">9H", 0x1234, 0x5678, 0x9ABC, 0x1234, 0x5678, 0x9ABD, 0xFFFF, 0, 0)],
+                         trns=struct.pack(">3H", 0x1234, 0x5678, 0x9ABC)))
+    expected = [[[0x12, 0x56, 0x9A, 0], [0x12, 0x56, 0x9A, 255], [255, 0, 0, 255]]]
+    pixels, notes = io.open_image(rgb)
+    assert pixels.tolist() == expected and notes == []
+    with Image.open(rgb) as image:
+        assert io.convert_image(image)[0].tolist() == expected
+    assert main(["encode", str(rgb)]) == 0
+    assert kmz.open(rgb.with_suffix(".kmz")).to_array().tolist() == [[[0, 0, 0, 0], *expected[0][1:]]]
 
 
 def test_exif_orientation_is_applied(tmp_path):
