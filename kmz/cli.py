@@ -334,11 +334,18 @@ def _lossy_note(format):
     return f"; {format} does not keep the exact pixels" if format in LOSSY_FORMATS else ""
 
 
-def _quantized(source, args, progress):
-    """The KmzImage of the input; its pixels are not kept once quantized."""
-    pixels, notes = io.open_image(source, args.frame, args.background, args.max_pixels)
+def _read_image(source, frame=None, background=io.DEFAULT_BACKGROUND, max_pixels=fmt.PACKAGE_LIMIT):
+    """The pixels of an input image (io.open_image), each note on what was done to it
+    printed on stderr."""
+    pixels, notes = io.open_image(source, frame, background, max_pixels)
     for note in notes:
         print(f"kmz: note: {note}", file=sys.stderr)
+    return pixels
+
+
+def _quantized(source, args, progress):
+    """The KmzImage of the input; its pixels are not kept once quantized."""
+    pixels = _read_image(source, args.frame, args.background, args.max_pixels)
     if pixels.shape[2] == 4 and (args.space != "rgb" or args.dither):
         args.usage_error("--space oklab and --dither are for opaque images; this one has transparency"
                          " (--background COLOUR flattens it)")
@@ -390,7 +397,7 @@ def _sweep(args):
     io.make_folder(folder)
     with Progress(quiet=args.quiet) as progress:
         progress(f"reading {args.input}")
-        pixels, _ = io.open_image(args.input, max_pixels=args.max_pixels)
+        pixels = _read_image(args.input, max_pixels=args.max_pixels)
         input_bytes = args.input.stat().st_size
         rows = sweep.sweep(pixels, args.k, seed=args.seed, input_bytes=input_bytes, progress=progress,
                            coding=args.coding, max_pixels=None)  # checked by open_image
