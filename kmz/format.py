@@ -250,10 +250,9 @@ def decode(data, verify_checksum=True, max_pixels=PACKAGE_LIMIT):
     header = read_header(data)
     check_pixel_limit(header.width, header.height, max_pixels)
     check_length(header, len(data))
+    if verify_checksum:
+        check_checksum(data)
     body = data[:-TRAILER_SIZE]
-    (stored_crc,) = struct.unpack(">I", data[-TRAILER_SIZE:])
-    if verify_checksum and zlib.crc32(body) != stored_crc:
-        raise ChecksumError(f"checksum mismatch: stored {stored_crc:08x}, computed {zlib.crc32(body):08x}")
     k, bits, count, channels = header.k, header.bits_per_index, header.pixel_count, header.channels
     index_data = body[HEADER_SIZE + header.palette_size :]
     if header.coding == CODING_MIX:
@@ -275,6 +274,16 @@ def decode(data, verify_checksum=True, max_pixels=PACKAGE_LIMIT):
                 f"index {int(indices[bad[0]])} at pixel ({col}, {row}) is out of range for K = {k}"
             )
     return header, palette.copy(), indices.reshape(header.height, header.width)
+
+
+def check_checksum(data):
+    """Check 10: the CRC-32 trailer of a whole file (its length checked) matches the
+    bytes before it."""
+    data = memoryview(data).cast("B")
+    (stored,) = struct.unpack(">I", data[-TRAILER_SIZE:])
+    computed = zlib.crc32(data[:-TRAILER_SIZE])
+    if computed != stored:
+        raise ChecksumError(f"checksum mismatch: stored {stored:08x}, computed {computed:08x}")
 
 
 def check_length(header, length):

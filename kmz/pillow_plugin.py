@@ -1,6 +1,7 @@
 """The .kmz format as a Pillow plugin, registered by `import kmz`:
 
     Image.open("x.kmz")          # reads the 24-byte header; the pixels when needed
+    im.verify()                  # checks the length and the CRC-32, decoding nothing
     im.save("x.kmz", k=64)       # any keyword kmz.encode takes: k, seed, psnr, ...
 
 An image with K <= 256 opens in mode P with the palette (an RGBA palette for an RGBA
@@ -52,6 +53,21 @@ class KmzImageFile(ImageFile.ImageFile):
         self._palette_mode = "RGBA" if header.alpha else "RGB"
         self.info["k"] = header.k
         self.tile = [ImageFile._Tile(FORMAT, (0, 0, *self._size), start)]
+
+    def verify(self):
+        """Check the file's length and CRC-32 without decoding the pixels, as Pillow's
+        PNG plugin checks its chunks' CRCs: a damaged file raises DamagedImageError.
+        As with any Pillow image, call it right after open; it closes the file."""
+        if self.fp is None:
+            raise RuntimeError("verify must be called directly after open")
+        self.fp.seek(self.tile[0].offset)
+        data = self.fp.read()
+        try:
+            fmt.check_length(fmt.read_header(data), len(data))
+            fmt.check_checksum(data)
+        except FormatError as e:
+            raise _damaged(e) from e
+        super().verify()
 
     def load_end(self):
         # The decoder set the palette on the pixel memory; mirror it in .palette.

@@ -128,6 +128,18 @@ def test_an_image_over_the_pixel_limit_is_a_decompression_bomb_not_damage(kmz_fi
     assert isinstance(caught.value.__cause__, kmz.PixelLimitError)
 
 
+def test_verify_checks_the_length_and_checksum(kmz_file):
+    with Image.open(kmz_file) as im:
+        im.verify()
+    data = kmz_file.read_bytes()
+    flipped = bytearray(data)
+    flipped[-10] ^= 1
+    for damaged, message in ((bytes(flipped), "checksum mismatch"), (data[:-1], "truncated: file is")):
+        with Image.open(io.BytesIO(damaged)) as im:
+            with pytest.raises(kmz.DamagedImageError, match=rf"^damaged \.kmz file: {message}"):
+                im.verify()
+
+
 def test_a_damaged_header_raises_oserror_on_open(kmz_file):
     data = bytearray(kmz_file.read_bytes())
     data[8] = 2  # version
