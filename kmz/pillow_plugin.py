@@ -3,6 +3,7 @@
     Image.open("x.kmz")          # reads the 24-byte header; the pixels when needed
     im.verify()                  # checks the length and the CRC-32, decoding nothing
     im.save("x.kmz", k=64)       # any keyword kmz.encode takes: k, seed, psnr, ...
+    im.save("x.kmz", save_all=True)  # one frame only: more are refused (ValueError)
 
 An image with K <= 256 opens in mode P with the palette (an RGBA palette for an RGBA
 file, as a PNG with tRNS opens), a larger one in mode RGB, or RGBA for an RGBA file.
@@ -104,8 +105,18 @@ def _save(im, fp, filename):
     fp.write(encode(im, **options).tobytes())
 
 
+def _save_all(im, fp, filename):
+    # A .kmz file holds one image: one frame saves as save() would, more are refused
+    # rather than all but one dropped.
+    frames = getattr(im, "n_frames", 1) + len(im.encoderinfo.get("append_images", []))
+    if frames > 1:
+        raise ValueError(f"a .kmz file holds one image, not {frames} frames (save one frame, without save_all)")
+    _save(im, fp, filename)
+
+
 Image.register_open(FORMAT, KmzImageFile, _accept)
 Image.register_decoder(FORMAT, KmzDecoder)
 Image.register_save(FORMAT, _save)
+Image.register_save_all(FORMAT, _save_all)
 Image.register_extension(FORMAT, ".kmz")
 Image.register_mime(FORMAT, "image/x-kmz")

@@ -87,6 +87,19 @@ def test_save_passes_encode_options(tmp_path):
     assert kmz.open(tmp_path / "c.kmz").k == kmz.encode(source, max_bytes=200).target.k
 
 
+def test_save_all_saves_one_frame_and_refuses_more(tmp_path):
+    image = picture()
+    image.save(tmp_path / "one.kmz", save_all=True, k=8)
+    assert (tmp_path / "one.kmz").read_bytes() == kmz.encode(image, k=8).tobytes()
+    with pytest.raises(ValueError, match=r"^a \.kmz file holds one image, not 3 frames \(save one frame, "):
+        image.save(tmp_path / "three.kmz", save_all=True, append_images=[picture(seed=1), picture(seed=2)])
+    assert not (tmp_path / "three.kmz").exists()
+    gif = tmp_path / "anim.gif"
+    image.save(gif, save_all=True, append_images=[picture(seed=1)])
+    with Image.open(gif) as anim, pytest.raises(ValueError, match="not 2 frames"):
+        anim.save(tmp_path / "anim.kmz", save_all=True)
+
+
 def test_save_then_open_round_trips_an_image_with_few_colours(tmp_path):
     pixels = np.array([[[255, 0, 0], [0, 0, 255]], [[0, 255, 0], [255, 0, 0]]], dtype=np.uint8)
     Image.fromarray(pixels, "RGB").save(tmp_path / "few.kmz", k=16)
