@@ -21,8 +21,6 @@ import sys
 import warnings
 from pathlib import Path
 
-from PIL import ImageColor
-
 from . import __version__
 from . import checks
 from . import format as fmt
@@ -81,9 +79,9 @@ def _frame(text):
 
 def _colour(text):
     try:
-        ImageColor.getrgb(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"unknown colour {text!r} (a name such as white, or #rrggbb)") from None
+        io.background_rgb(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
     return text
 
 

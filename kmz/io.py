@@ -30,10 +30,18 @@ _JPEG_MAX_SIDE = 65500
 _NAME_MAX = 255  # bytes in a file name: Linux's NAME_MAX, and most file systems'
 
 
-def _background_rgb(background):
-    """A Pillow colour name, '#rrggbb' or an (r, g, b) tuple, as an (r, g, b) tuple."""
+def background_rgb(background):
+    """A Pillow colour name, '#rrggbb' or an (r, g, b) tuple, as an (r, g, b) tuple;
+    ValueError for what is not a colour, or not opaque ('#rrggbbaa' with aa below ff):
+    what shows through a transparent pixel must not be transparent itself."""
     if isinstance(background, str):
-        return ImageColor.getrgb(background)[:3]  # ValueError for an unknown colour
+        try:
+            rgba = ImageColor.getrgb(background)
+        except ValueError:
+            raise ValueError(f"unknown colour {background!r} (a name such as white, or #rrggbb)") from None
+        if len(rgba) == 4 and rgba[3] != 255:
+            raise ValueError(f"a background must be opaque, not {background!r} (alpha {rgba[3]})")
+        return rgba[:3]
     rgb = tuple(int(c) for c in background)
     if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
         raise ValueError(f"background must be a colour name or 3 values 0-255, not {background!r}")
@@ -46,7 +54,7 @@ def _check_arguments(frame, background, max_pixels):
     if frame is not None:
         checks.whole("frame", frame, 0)
     fmt.pixel_limit(max_pixels)
-    return None if background is None else _background_rgb(background)
+    return None if background is None else background_rgb(background)
 
 
 def _scale_to_8_bits(values, top):

@@ -217,7 +217,8 @@ def test_misuse_is_a_value_error_naming_the_argument(kwargs, message, monkeypatc
     ({"frame": -1}, "frame must be at least 0, not -1"),
     ({"frame": 1.5}, "frame must be a whole number, not 1.5"),
     ({"max_pixels": 0}, "max_pixels must be a finite number greater than 0, not 0"),
-    ({"background": "nocolour"}, "unknown color specifier: 'nocolour'"),
+    ({"background": "nocolour"}, "unknown colour 'nocolour' (a name such as white, or #rrggbb)"),
+    ({"background": "#ff000080"}, "a background must be opaque, not '#ff000080' (alpha 128)"),
 ])
 @pytest.mark.parametrize("given", ["path", "PIL image"])
 def test_misuse_is_a_value_error_whatever_the_image_is_given_as(kwargs, message, given):

@@ -328,6 +328,11 @@ def test_cli_background_and_notes(tmp_path, capsys):
     assert capsys.readouterr().err == "kmz: note: the image has transparency; composited onto #ff8000\n"
     assert main(["encode", str(path), "--background", "nocolour", "--force"]) == 2
     assert "unknown colour 'nocolour'" in capsys.readouterr().err
+    assert main(["encode", str(path), "--background", "#ff800080", "--force"]) == 2
+    assert capsys.readouterr().err == ("kmz: error: argument --background: a background must be opaque, not "
+                                       "'#ff800080' (alpha 128) (see 'kmz encode --help')\n")
+    assert main(["encode", str(path), "--background", "#ff8000ff", "--force"]) == 0  # opaque: as #ff8000
+    assert kmz.open(path.with_suffix(".kmz")).palette.tolist() == [[255, 128, 0]]
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="corpus absent")
