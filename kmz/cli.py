@@ -21,8 +21,6 @@ import sys
 import warnings
 from pathlib import Path
 
-from PIL import ImageColor
-
 from . import __version__
 from . import checks
 from . import format as fmt
@@ -43,17 +41,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"kmz: error: {message} (see '{self.prog} --help')\n")
 
 
-def _input(text):
+def _file(text):
+    """An input or -o: a file's path, or - for standard input or output."""
     if text == STDIO:
         return STDIO
     path = Path(text)
     if not path.name:  # '.', '/', '': no file, and no name to derive an output from
         raise argparse.ArgumentTypeError(f"{text!r} is not a file")
     return path
-
-
-def _output(text):
-    return STDIO if text == STDIO else Path(text)
 
 
 def _whole(name, low, high):
@@ -77,16 +72,16 @@ _k = _whole("K", 1, fmt.MAX_K)
 
 
 def _frame(text):
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # isdigit alone takes '²', which int() refuses
         raise argparse.ArgumentTypeError(f"frame must be a whole number from 0, not {text!r}")
     return int(text)
 
 
 def _colour(text):
     try:
-        ImageColor.getrgb(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"unknown colour {text!r} (a name such as white, or #rrggbb)") from None
+        io.background_rgb(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
     return text
 
 
@@ -110,14 +105,16 @@ def _add_encode_options(p):
         p.add_argument("--space", choices=("rgb", "oklab"), default="rgb",
                        help="colour space k-means measures distance in (default: rgb)"),
         p.add_argument("--dither", action="store_true", help="Floyd-Steinberg error diffusion (K <= 256)"),
-        p.add_argument("--frame", type=_frame, help="the frame of an animation to encode (default: 0, with a note)"),
+        p.add_argument("--frame", type=_frame, help="the frame of an animation (or layer of a PSD) to encode, from 0 "
+                       "(default: the first frame, a PSD's composite; with a note)"),
         p.add_argument("--background", type=_colour, default=io.DEFAULT_BACKGROUND,
                        help="flatten transparency onto this colour: a name or #rrggbb (default: keep it, RGBA)"),
         target.add_argument("--psnr", type=_positive(float), metavar="DB",
                             help="choose the smallest K whose PSNR reaches DB (a search)"),
         target.add_argument("--max-bytes", type=_positive(int), metavar="N",
-                            help="choose the largest K whose file fits in N bytes (with ctx or mix, "
-                            "whose sizes need not grow with K: a K that fits where K + 1 does not)"),
+                            help="choose the largest K whose .kmz file fits in N bytes (with ctx or mix, "
+                            "whose sizes need not grow with K: a K that fits where K + 1 does not); "
+                            "for a .kmz output only"),
         p.add_argument("--strict", action="store_true",
                        help="when the target cannot be met, write nothing and exit 1 "
                        "(default: write the closest K and exit 0)"),
@@ -126,7 +123,8 @@ def _add_encode_options(p):
             help="index coding: raw (bit-packed, the size formula), ctx (context-modelled, "
             "smaller) or mix (context mixing and a match model: smaller still up to K = 256, but "
             f"slower to encode and decode); ctx and mix take K up to {fmt.CODED_MAX_K} "
-            "(default: raw; encode's summary says when ctx would be smaller)",
+            "(default: raw; encode's summary says when ctx would be smaller); other than raw, "
+            "for a .kmz output only",
         ),
     ]
 
@@ -159,8 +157,8 @@ def _parser():
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("encode", help="encode an image as .kmz (or, by -o's suffix, another format)")
-    p.add_argument("input", type=_input, help="any image Pillow can read, or - for standard input")
-    p.add_argument("-o", "--output", type=_output,
+    p.add_argument("input", type=_file, help="any image Pillow can read, or - for standard input")
+    p.add_argument("-o", "--output", type=_file,
                    help="output path; its suffix picks the format: .kmz, or any format Pillow writes "
                    "(.png, .gif, ...: the quantized image, a palette image where the format has one); "
                    "- for standard output, as .kmz (default: INPUT with suffix .kmz; standard output "
@@ -172,8 +170,8 @@ def _parser():
     p.set_defaults(run=_encode, usage_error=p.error)
 
     p = commands.add_parser("decode", help="decode a .kmz file to PNG (or, by -o's suffix, another format)")
-    p.add_argument("input", type=_input, help="a .kmz file, or - for standard input")
-    p.add_argument("-o", "--output", type=_output,
+    p.add_argument("input", type=_file, help="a .kmz file, or - for standard input")
+    p.add_argument("-o", "--output", type=_file,
                    help="output path; its suffix picks the format (.png, or any other Pillow writes); "
                    "- for standard output, as PNG (default: INPUT with suffix .png; standard output "
                    "when INPUT is -)")
@@ -183,13 +181,13 @@ def _parser():
     p.set_defaults(run=_decode, usage_error=p.error)
 
     p = commands.add_parser("info", help="explain a .kmz file: header and size breakdown")
-    p.add_argument("input", type=_input, help="a .kmz file, or - for standard input")
+    p.add_argument("input", type=_file, help="a .kmz file, or - for standard input")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_limit_options(p, "read", checksum=True)
     p.set_defaults(run=_info, usage_error=p.error)
 
     p = commands.add_parser("sweep", help="encode at several K: a table, a chart and a contact sheet")
-    p.add_argument("input", type=_input, help="any image Pillow can read")
+    p.add_argument("input", type=_file, help="any image Pillow can read")
     ks = dict(type=_k_list, metavar="LIST",
               help="comma-separated K values (default: %s)" % ",".join(map(str, sweep.DEFAULT_KS)))
     p.add_argument("-k", default=sweep.DEFAULT_KS, **ks)
@@ -201,6 +199,7 @@ def _parser():
                    help=f"index coding of the files measured, as encode's (default: raw); ctx and mix "
                    f"take K up to {fmt.CODED_MAX_K}")
     p.add_argument("--force", action="store_true", help="replace existing outputs")
+    _add_limit_options(p, "sweep", checksum=False)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on a terminal")
     p.set_defaults(run=_sweep, usage_error=p.error)
 
@@ -281,6 +280,16 @@ def _destination(args, suffix, stdout_format):
     return output, str(output), io.image_format(output)
 
 
+def _check_kmz_only_options(args, name, format):
+    """A usage error for options that describe the .kmz file when another format is
+    written: another coder makes that file, whose size no target measured."""
+    given = [f"--coding {args.coding}"] if args.coding != "raw" else []
+    given += ["--max-bytes"] if args.max_bytes is not None else []
+    if format != "KMZ" and given:
+        args.usage_error(f"{' and '.join(given)} {'describe' if len(given) > 1 else 'describes'} a .kmz file; "
+                         f"{name} would be written as {format}")
+
+
 def _say(line, data_on_stdout):
     """The summary line: on stdout, unless that carries the image."""
     print(line, file=sys.stderr if data_on_stdout else sys.stdout)
@@ -290,6 +299,7 @@ def _encode(args):
     _check_encode_options(args)
     source, source_name = _source(args)
     output, name, format = _destination(args, ".kmz", "KMZ")
+    _check_kmz_only_options(args, name, format)
     with Progress(quiet=args.quiet) as progress:
         progress(f"reading {source_name}")
         image = _quantized(source, args, progress)
@@ -323,11 +333,18 @@ def _lossy_note(format):
     return f"; {format} does not keep the exact pixels" if format in LOSSY_FORMATS else ""
 
 
-def _quantized(source, args, progress):
-    """The KmzImage of the input; its pixels are not kept once quantized."""
-    pixels, notes = io.open_image(source, args.frame, args.background, args.max_pixels)
+def _read_image(source, frame=None, background=io.DEFAULT_BACKGROUND, max_pixels=fmt.PACKAGE_LIMIT):
+    """The pixels of an input image (io.open_image), each note on what was done to it
+    printed on stderr."""
+    pixels, notes = io.open_image(source, frame, background, max_pixels)
     for note in notes:
         print(f"kmz: note: {note}", file=sys.stderr)
+    return pixels
+
+
+def _quantized(source, args, progress):
+    """The KmzImage of the input; its pixels are not kept once quantized."""
+    pixels = _read_image(source, args.frame, args.background, args.max_pixels)
     if pixels.shape[2] == 4 and (args.space != "rgb" or args.dither):
         args.usage_error("--space oklab and --dither are for opaque images; this one has transparency"
                          " (--background COLOUR flattens it)")
@@ -379,10 +396,10 @@ def _sweep(args):
     io.make_folder(folder)
     with Progress(quiet=args.quiet) as progress:
         progress(f"reading {args.input}")
-        pixels, _ = io.open_image(args.input)
+        pixels = _read_image(args.input, max_pixels=args.max_pixels)
         input_bytes = args.input.stat().st_size
         rows = sweep.sweep(pixels, args.k, seed=args.seed, input_bytes=input_bytes, progress=progress,
-                           coding=args.coding)
+                           coding=args.coding, max_pixels=None)  # checked by open_image
         progress("drawing the contact sheet")
         io.save_pil(sheet_path, sweep.contact_sheet(pixels, rows))
         if plot:
@@ -520,7 +537,9 @@ def _run(argv):
         parser.print_help()
         return 0
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # the command's parser says it, so the hint names the command's --help
+            args.usage_error(f"unrecognized arguments: {' '.join(unknown)}")
         with warnings.catch_warnings():
             warnings.simplefilter("always", PixelLimitWarning)
             warnings.showwarning = _show_warning

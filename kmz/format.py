@@ -184,17 +184,25 @@ class _PackageLimit:
 PACKAGE_LIMIT = _PackageLimit()
 
 
+def pixel_limit(max_pixels=PACKAGE_LIMIT):
+    """The limit a max_pixels argument stands for: a number, or None for none;
+    ValueError for anything else (None, not 0 or a negative, lifts the limit)."""
+    if max_pixels is PACKAGE_LIMIT:
+        max_pixels = sys.modules[__package__].MAX_IMAGE_PIXELS
+    if max_pixels is not None:
+        checks.positive("max_pixels", max_pixels)  # as given: an int limit prints as one
+    return max_pixels
+
+
 def check_pixel_limit(width, height, max_pixels=PACKAGE_LIMIT):
     """Spec section 4, check 8, as Pillow does it: above max_pixels a PixelLimitWarning,
     above twice that a PixelLimitError; None disables the limit.
 
     Python integers, so a declared 2^62 pixels cannot overflow.
     """
-    if max_pixels is PACKAGE_LIMIT:
-        max_pixels = sys.modules[__package__].MAX_IMAGE_PIXELS
+    max_pixels = pixel_limit(max_pixels)
     if max_pixels is None:
         return
-    checks.positive("max_pixels", max_pixels)  # None, not 0 or a negative, lifts the limit
     pixels = int(width) * int(height)
     if pixels > 2 * max_pixels:
         raise PixelLimitError(
@@ -242,10 +250,9 @@ def decode(data, verify_checksum=True, max_pixels=PACKAGE_LIMIT):
     header = read_header(data)
     check_pixel_limit(header.width, header.height, max_pixels)
     check_length(header, len(data))
+    if verify_checksum:
+        check_checksum(data)
     body = data[:-TRAILER_SIZE]
-    (stored_crc,) = struct.unpack(">I", data[-TRAILER_SIZE:])
-    if verify_checksum and zlib.crc32(body) != stored_crc:
-        raise ChecksumError(f"checksum mismatch: stored {stored_crc:08x}, computed {zlib.crc32(body):08x}")
     k, bits, count, channels = header.k, header.bits_per_index, header.pixel_count, header.channels
     index_data = body[HEADER_SIZE + header.palette_size :]
     if header.coding == CODING_MIX:
@@ -267,6 +274,16 @@ def decode(data, verify_checksum=True, max_pixels=PACKAGE_LIMIT):
                 f"index {int(indices[bad[0]])} at pixel ({col}, {row}) is out of range for K = {k}"
             )
     return header, palette.copy(), indices.reshape(header.height, header.width)
+
+
+def check_checksum(data):
+    """Check 10: the CRC-32 trailer of a whole file (its length checked) matches the
+    bytes before it."""
+    data = memoryview(data).cast("B")
+    (stored,) = struct.unpack(">I", data[-TRAILER_SIZE:])
+    computed = zlib.crc32(data[:-TRAILER_SIZE])
+    if computed != stored:
+        raise ChecksumError(f"checksum mismatch: stored {stored:08x}, computed {computed:08x}")
 
 
 def check_length(header, length):

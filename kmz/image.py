@@ -32,9 +32,10 @@ _BANDS = 16
 # Bytes a pixel that quantizing needs on top of the pixels: each pixel's colour number
 # (uint32) and its label (uint16).
 _QUANTIZE_BYTES_PER_PIXEL = 6
-# Formats that keep every level of an RGBA image's alpha (GIF keeps one level, BMP none);
-# of these only PNG keeps it in a palette image, so the others are given RGBA.
-_ALPHA_FORMATS = {"PNG", "TIFF", "WEBP", "ICO"}
+# Formats that keep every level of an RGBA image's alpha (GIF keeps one level, BMP none),
+# each checked to give the RGBA pixels back exactly (tests/test_alpha.py); of these only
+# PNG keeps it in a palette image, so the others are given RGBA.
+_ALPHA_FORMATS = {"PNG", "TIFF", "WEBP", "ICO", "QOI", "TGA", "SGI", "DDS", "JPEG2000", "IM"}
 # Colours a GIF holds: Pillow would quantize a larger palette again, silently.
 _GIF_MAX_K = 256
 # Formats whose Pillow writers change the pixels (WebP and ICO are written as they are,
@@ -323,6 +324,10 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
     if strict and not found.met:
         raise TargetError(found.describe(), found)
     image = encode_at(found.k)
+    if image.k < found.k:
+        # Fewer colours than K: the target reports the file written, not the raw
+        # formula's size for K entries it does not have (a coded size was measured).
+        found = found.with_colours(image.k, image.header.file_size if coding == "raw" else found.reached)
     image.target = found
     return image
 

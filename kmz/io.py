@@ -27,21 +27,42 @@ _CHUNK = 1 << 20  # bytes per read from a stream, whose length is not known in a
 # image (4 bytes a pixel for most modes) and the RGB array made from it.
 _READ_BYTES_PER_PIXEL = 7
 _JPEG_MAX_SIDE = 65500
+_NAME_MAX = 255  # bytes in a file name: Linux's NAME_MAX, and most file systems'
 
 
-def _background_rgb(background):
-    """A Pillow colour name, '#rrggbb' or an (r, g, b) tuple, as an (r, g, b) tuple."""
+def background_rgb(background):
+    """A Pillow colour name, '#rrggbb' or an (r, g, b) tuple, as an (r, g, b) tuple;
+    ValueError for what is not a colour, or not opaque ('#rrggbbaa' with aa below ff):
+    what shows through a transparent pixel must not be transparent itself."""
     if isinstance(background, str):
-        return ImageColor.getrgb(background)[:3]  # ValueError for an unknown colour
+        try:
+            rgba = ImageColor.getrgb(background)
+        except ValueError:
+            raise ValueError(f"unknown colour {background!r} (a name such as white, or #rrggbb)") from None
+        if len(rgba) == 4 and rgba[3] != 255:
+            raise ValueError(f"a background must be opaque, not {background!r} (alpha {rgba[3]})")
+        return rgba[:3]
     rgb = tuple(int(c) for c in background)
     if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
         raise ValueError(f"background must be a colour name or 3 values 0-255, not {background!r}")
     return rgb
 
 
+def _check_arguments(frame, background, max_pixels):
+    """ValueError (or TypeError) for misuse of convert_image's and open_image's
+    arguments; else the background as an (r, g, b) tuple, or None."""
+    if frame is not None:
+        checks.whole("frame", frame, 0)
+    fmt.pixel_limit(max_pixels)
+    return None if background is None else background_rgb(background)
+
+
 def _scale_to_8_bits(values, top):
-    """Samples 0..top (clipped) scaled and rounded to 0..255: 16-bit 65535 -> 255, not clipped."""
+    """Samples 0..top (clipped) scaled and rounded to 0..255: 16-bit 65535 -> 255, not clipped.
+    Floats that are not numbers map as numbers would: NaN and -inf to 0, +inf to 255
+    (a NaN cast to uint8 is undefined, and could differ from one machine to the next)."""
     if isinstance(top, float):
+        values = np.nan_to_num(values, nan=0.0, posinf=top, neginf=0.0)
         return np.rint(np.clip(values, 0.0, top) * (255 / top)).astype(np.uint8)
     # Integers: v * 255 / 65535 is never exactly halfway, so this rounds as rint would.
     values = np.clip(values, 0, top).astype(np.uint32)
@@ -52,17 +73,47 @@ def _scale_to_8_bits(values, top):
 _WIDE_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535, "F": 1.0}
 
 
+def _opaque_unless(clear):
+    """An alpha channel: 0 where `clear` is true, 255 elsewhere."""
+    return np.where(clear, 0, 255).astype(np.uint8)
+
+
+def _with_rgb16_transparency(image):
+    """A 16-bit RGB PNG with a tRNS colour as an RGBA image, the pixels of that colour
+    clear; any other image as it is. Pillow reads such a PNG as 8-bit RGB, the high
+    byte of each sample, and so never matches the 16-bit colour; the same data decoded
+    as little-endian gives the low bytes, and the two compare at 16 bits. To be called
+    before the image is loaded (getexif loads a PNG)."""
+    transparent = image.info.get("transparency")
+    if image.format != "PNG" or not isinstance(transparent, tuple) or [t.args for t in image.tile] != ["RGB;16B"]:
+        return image
+    with Image.open(image.fp) as low_bytes:  # Pillow reads a file object from its start
+        low_bytes.tile = [tile._replace(args="RGB;16L") for tile in low_bytes.tile]
+        low = np.asarray(low_bytes)
+    high = np.asarray(image)
+    clear = np.ones(high.shape[:2], bool)
+    for channel, sample in enumerate(transparent):
+        clear &= (high[:, :, channel] == sample >> 8) & (low[:, :, channel] == sample & 255)
+    rgba = Image.fromarray(np.dstack([high, _opaque_unless(clear)]), "RGBA")
+    rgba.info = {key: value for key, value in image.info.items() if key != "transparency"}  # EXIF and all
+    return rgba
+
+
 def _rgb_and_alpha(image, notes):
     """(rgb (H, W, 3) uint8, alpha (H, W) uint8 or None) for a PIL image of any mode."""
     mode = image.mode
+    transparent = image.info.get("transparency")
     if mode in _WIDE_MODES:
         top = _WIDE_MODES[mode]
         span = "0.0-1.0" if mode == "F" else "0-65535"
         notes.append(f"mode {mode}: samples {span} scaled to 8 bits")
-        grey = _scale_to_8_bits(np.asarray(image), top)
-        return np.repeat(grey[:, :, None], 3, axis=2), None
+        values = np.asarray(image)
+        grey = _scale_to_8_bits(values, top)
+        # A 16-bit grey PNG's tRNS colour, compared before the scaling merges its neighbours.
+        alpha = _opaque_unless(values == transparent) if isinstance(transparent, int) else None
+        return np.repeat(grey[:, :, None], 3, axis=2), alpha
     palette_alpha = mode == "P" and image.palette is not None and image.palette.mode == "RGBA"
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info or palette_alpha:
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or transparent is not None or palette_alpha:
         rgba = np.asarray(image.convert("RGBA"))
         return rgba[:, :, :3], rgba[:, :, 3]
     if mode == "CMYK":
@@ -79,28 +130,36 @@ def convert_image(image, frame=None, background=DEFAULT_BACKGROUND, max_pixels=f
     straight RGBA when the image has transparency (an alpha below 255), upright (EXIF
     orientation applied), and notes a list of sentences saying what was done to get there.
 
-    frame picks a frame of an animation (default: the first, with a note). Given a
-    `background` (a Pillow colour name, '#rrggbb' or an RGB tuple), transparent pixels
-    are composited onto it and the pixels are RGB. An alpha channel that is 255
-    everywhere is dropped. The pixel limit (kmz.MAX_IMAGE_PIXELS unless given; None for
-    none) is checked before the pixels are loaded.
+    frame picks a frame of an animation or a layer of a PSD, from 0 (default: the first
+    frame, or a PSD's composite, with a note). Given a `background` (a Pillow colour
+    name, '#rrggbb' or an RGB tuple), transparent pixels are composited onto it and the
+    pixels are RGB. An alpha channel that is 255 everywhere is dropped. The pixel limit
+    (kmz.MAX_IMAGE_PIXELS unless given; None for none) is checked before the pixels are
+    loaded.
     """
-    bg = None if background is None else _background_rgb(background)
-    if frame is not None:
-        checks.whole("frame", frame, 0)
+    bg = _check_arguments(frame, background, max_pixels)
     notes = []
-    frames = getattr(image, "n_frames", 1)
+    # A PSD's frames are its layers, which Pillow numbers from 1; as opened, it shows
+    # their composite. One of a single layer, or none (n_frames 0), is read as a still
+    # image: its composite.
+    first = getattr(image, "_min_frame", 0)
+    frames = max(1, getattr(image, "n_frames", 1))
     if frame is not None and not 0 <= frame < frames:
         raise ImageReadError(f"no frame {frame}: the image has {frames} frame{'s' * (frames != 1)}")
     if frames > 1:
-        image.seek(frame or 0)
-        if frame is None:
+        if frame is not None:
+            _seek(image, frame)
+        elif first:
+            notes.append(f"the image has {frames} layers; encoded their composite (--frame N picks layer N, from 0)")
+        else:
+            image.seek(0)  # a PIL image given may show another frame
             notes.append(f"the image has {frames} frames; encoded the first (--frame N picks another)")
     width, height = image.size
     if width == 0 or height == 0:
         raise ImageReadError(f"the image has no pixels ({width} x {height})")
     fmt.check_pixel_limit(width, height, max_pixels)
     check_memory(_READ_BYTES_PER_PIXEL * width * height, f"reading {width} x {height} pixels")
+    image = _with_rgb16_transparency(image)
     orientation = image.getexif().get(_ORIENTATION, 1)
     if orientation in range(2, 9):
         image = ImageOps.exif_transpose(image)
@@ -117,6 +176,16 @@ def convert_image(image, frame=None, background=DEFAULT_BACKGROUND, max_pixels=f
     return np.ascontiguousarray(rgb), notes
 
 
+def _seek(image, frame):
+    """Show frame `frame` (from 0) of an image of several frames."""
+    first = getattr(image, "_min_frame", 0)
+    if first and image.tell() == first + frame:
+        # A PSD as opened says it shows layer 1 but shows the composite, and Pillow takes
+        # seek(tell()) for a no-op: going by another layer first loads the one asked for.
+        image.seek(first + (frame == 0))
+    image.seek(first + frame)
+
+
 def to_rgb_array(image):
     """A PIL image as an (H, W, 3) uint8 array, upright (EXIF orientation applied), any
     transparency composited onto white (open_image keeps it)."""
@@ -129,10 +198,10 @@ def open_image(source, frame=None, background=DEFAULT_BACKGROUND, max_pixels=fmt
 
     Every failure (no such file, not a regular file, not an image, truncated or corrupt,
     over the pixel limit, no such frame) is a KmzError whose message starts with the
-    path (or the file object's name).
+    path (or the file object's name); misuse of the other arguments is a ValueError,
+    as with a PIL image.
     """
-    if background is not None:
-        _background_rgb(background)  # a bad colour is API misuse, not a bad file
+    _check_arguments(frame, background, max_pixels)  # API misuse, before any failure is the file's
     name = label(source)
     with _open_input(source) as (f, size):
         if size is None:  # a pipe: Pillow needs to seek, so it reads from memory
@@ -359,7 +428,7 @@ def write_atomic(path, write, force=True):
     folder = path.parent if str(path.parent) else Path(".")
     # The temporary file's name is known before the file exists, so that a Ctrl-C at
     # any moment, even while it is being created, leaves nothing behind.
-    tmp = folder / f".{path.name}.{os.urandom(8).hex()}.tmp"
+    tmp = folder / _temporary_name(path.name)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
@@ -382,6 +451,18 @@ def write_atomic(path, write, force=True):
         raise
     _fsync_folder(folder)
     return written
+
+
+def _temporary_name(name):
+    """.NAME.<16 hex digits>.tmp, NAME cut (at a character's start) so that the whole
+    fits the 255 bytes a file name may have: a valid output name must stay writable."""
+    room = _NAME_MAX - len(f"..{'0' * 16}.tmp")
+    encoded = os.fsencode(name)
+    if len(encoded) > room:
+        while encoded[room] & 0xC0 == 0x80:  # a UTF-8 continuation byte
+            room -= 1
+        name = os.fsdecode(encoded[:room])
+    return f".{name}.{os.urandom(8).hex()}.tmp"
 
 
 def _move_into_place(tmp, path, force):

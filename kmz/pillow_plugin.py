@@ -1,14 +1,17 @@
 """The .kmz format as a Pillow plugin, registered by `import kmz`:
 
     Image.open("x.kmz")          # reads the 24-byte header; the pixels when needed
+    im.verify()                  # checks the length and the CRC-32, decoding nothing
     im.save("x.kmz", k=64)       # any keyword kmz.encode takes: k, seed, psnr, ...
+    im.save("x.kmz", save_all=True)  # one frame only: more are refused (ValueError)
 
 An image with K <= 256 opens in mode P with the palette (an RGBA palette for an RGBA
 file, as a PNG with tRNS opens), a larger one in mode RGB, or RGBA for an RGBA file.
 Saving keeps an image's transparency (pass background= to flatten it).
 A file that is not .kmz is left to other plugins (so Pillow raises
 UnidentifiedImageError); a damaged one raises DamagedImageError, an OSError whose
-__cause__ is the specific kmz error.
+__cause__ is the specific kmz error; one over twice kmz.MAX_IMAGE_PIXELS raises
+Pillow's DecompressionBombError, whose __cause__ is the PixelLimitError.
 """
 
 import inspect
@@ -17,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImagePalette
 
 from . import format as fmt
-from .errors import DamagedImageError, FormatError, SignatureError
+from .errors import DamagedImageError, FormatError, PixelLimitError, SignatureError
 from .image import encode, frombytes
 
 FORMAT = "KMZ"
@@ -52,6 +55,21 @@ class KmzImageFile(ImageFile.ImageFile):
         self.info["k"] = header.k
         self.tile = [ImageFile._Tile(FORMAT, (0, 0, *self._size), start)]
 
+    def verify(self):
+        """Check the file's length and CRC-32 without decoding the pixels, as Pillow's
+        PNG plugin checks its chunks' CRCs: a damaged file raises DamagedImageError.
+        As with any Pillow image, call it right after open; it closes the file."""
+        if self.fp is None:
+            raise RuntimeError("verify must be called directly after open")
+        self.fp.seek(self.tile[0].offset)
+        data = self.fp.read()
+        try:
+            fmt.check_length(fmt.read_header(data), len(data))
+            fmt.check_checksum(data)
+        except FormatError as e:
+            raise _damaged(e) from e
+        super().verify()
+
     def load_end(self):
         # The decoder set the palette on the pixel memory; mirror it in .palette.
         if self.mode == "P":
@@ -67,6 +85,10 @@ class KmzDecoder(ImageFile.PyDecoder):
     def decode(self, buffer):
         try:
             image = frombytes(self.fd.read())
+        except PixelLimitError as e:
+            # Not damage: an image over kmz's limit gets the error Pillow raises for one
+            # over its own, which Pillow users catch.
+            raise Image.DecompressionBombError(str(e)) from e
         except FormatError as e:
             raise _damaged(e) from e
         if self.mode == "P":
@@ -83,8 +105,18 @@ def _save(im, fp, filename):
     fp.write(encode(im, **options).tobytes())
 
 
+def _save_all(im, fp, filename):
+    # A .kmz file holds one image: one frame saves as save() would, more are refused
+    # rather than all but one dropped.
+    frames = getattr(im, "n_frames", 1) + len(im.encoderinfo.get("append_images", []))
+    if frames > 1:
+        raise ValueError(f"a .kmz file holds one image, not {frames} frames (save one frame, without save_all)")
+    _save(im, fp, filename)
+
+
 Image.register_open(FORMAT, KmzImageFile, _accept)
 Image.register_decoder(FORMAT, KmzDecoder)
 Image.register_save(FORMAT, _save)
+Image.register_save_all(FORMAT, _save_all)
 Image.register_extension(FORMAT, ".kmz")
 Image.register_mime(FORMAT, "image/x-kmz")

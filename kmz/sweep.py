@@ -47,9 +47,11 @@ class SweepRow:
         return self.kmz_bytes / (3 * self.pixel_count)
 
 
-def sweep(pixels, ks=DEFAULT_KS, seed=0, input_bytes=None, progress=None, coding="raw"):
+def sweep(pixels, ks=DEFAULT_KS, seed=0, input_bytes=None, progress=None, coding="raw",
+          max_pixels=fmt.PACKAGE_LIMIT):
     """Encode pixels ((H, W, 3) or RGBA (H, W, 4) uint8) at each K in ks, the indices coded
-    as `coding` says ("raw", "ctx" or "mix"); a SweepRow for each."""
+    as `coding` says ("raw", "ctx" or "mix"); a SweepRow for each. max_pixels is the
+    pixel limit, as kmz.encode takes it."""
     ks = [checks.whole("k", k, 1, MAX_K) for k in ks]
     if not ks:
         raise ValueError("ks must name at least one K")
@@ -61,7 +63,9 @@ def sweep(pixels, ks=DEFAULT_KS, seed=0, input_bytes=None, progress=None, coding
         if progress:
             progress(f"quantizing K={k} ({number} of {len(ks)})")
         start = time.perf_counter()
-        image = encode(pixels, k=k, seed=seed, coding=coding)
+        # The limit is checked (and warned of) once, not at every K.
+        limit = max_pixels if number == 1 else None
+        image = encode(pixels, k=k, seed=seed, coding=coding, max_pixels=limit)
         data = image.tobytes()
         seconds = time.perf_counter() - start
         rows.append(SweepRow(k, image, len(data), image.psnr, seconds, input_bytes))

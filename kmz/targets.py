@@ -10,15 +10,16 @@ The search probes K = 1, 2, 4, 8, ... (capped at k_max) until the answer turns t
 then bisects the last interval: about 2 log2(K) measurements, not k_max.
 
 What the result guarantees: for psnr, PSNR(K) >= DB and PSNR(K - 1) < DB (or K = 1);
-for max_bytes, size(K) <= N and size(K + 1) > N (or K = k_max). A raw file's size grows
-with K, so then the max_bytes answer is the largest fitting K in the range; a coded
-file's need not (a small K can code larger than the next), and the search does not
-look past K + 1. k-means PSNR nearly always grows with K, and where it does the psnr
-answer is the smallest K in the range that reaches DB; where PSNR dips as K grows, a
-smaller K may reach DB too, and the search does not look for it.
+for max_bytes, size(K) <= N and size(K + 1) > N (or K = k_max, or K is the image's
+number of colours, whose image every larger K gives too: TargetResult.colours). A raw
+file's size grows with K, so then the max_bytes answer is the largest fitting K in the
+range; a coded file's need not (a small K can code larger than the next), and the
+search does not look past K + 1. k-means PSNR nearly always grows with K, and where it
+does the psnr answer is the smallest K in the range that reaches DB; where PSNR dips
+as K grows, a smaller K may reach DB too, and the search does not look for it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import checks
 
@@ -36,6 +37,14 @@ class TargetResult:
     met: bool
     k_max: int  # the search range is 1..k_max
     tried: tuple  # the K values measured, in search order
+    # Set when the image has fewer colours than the K the search chose, so that every K
+    # from here up gives this image: k and reached are then those of the image written.
+    colours: int | None = None
+
+    def with_colours(self, colours, reached):
+        """This result for an image of `colours` colours, fewer than the K chosen: the
+        K of the image written, and its size (or PSNR)."""
+        return replace(self, k=colours, reached=reached, colours=colours)
 
     def describe(self):
         """One line for a person: which K, what it reached, and whether the goal was met."""
@@ -47,7 +56,10 @@ class TargetResult:
             miss = f"the best K tried; the search stops at K={self.k_max}, raise that with -k"
         else:
             goal, reached = f"size <= {int(self.goal):,} bytes", f"{int(self.reached):,} bytes"
-            edge = f"K={self.k + 1} does not fit" if self.k < self.k_max else "the largest K searched"
+            if self.colours is not None:
+                edge = "as many as the image has colours: every larger K gives this file"
+            else:
+                edge = f"K={self.k + 1} does not fit" if self.k < self.k_max else "the largest K searched"
             miss = "the smallest file kmz can write for this image"
         if self.met:
             return f"target {goal} met: K={self.k} ({reached}; {edge}; {len(self.tried)} K tried in 1..{self.k_max})"

@@ -146,10 +146,11 @@ def test_decode_writes_a_palette_png_with_trns_and_rgba_above_256(tmp_path):
         small.save(tmp_path / "small.jpg")
 
 
-@pytest.mark.parametrize("suffix", [".png", ".tiff", ".webp", ".ico"])
+@pytest.mark.parametrize("suffix", [".png", ".tiff", ".webp", ".ico", ".qoi", ".tga", ".sgi", ".dds", ".jp2", ".im"])
 @pytest.mark.parametrize("k", [16, 300])
+@pytest.mark.filterwarnings("ignore:IM image format is deprecated:DeprecationWarning")  # still written exactly
 def test_formats_with_alpha_keep_every_level_of_it(tmp_path, suffix, k):
-    # TIFF and ICO drop a palette's alpha, so they are given RGBA.
+    # TIFF and ICO drop a palette's alpha, so they (and the others but PNG) are given RGBA.
     rng = np.random.default_rng(k)
     palette = np.column_stack([rng.integers(0, 256, (k, 3)), np.arange(k) % 256]).astype(np.uint8)
     image = kmz.KmzImage(palette, rng.integers(0, k, (24, 40), dtype=np.uint16))

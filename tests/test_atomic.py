@@ -52,6 +52,25 @@ def test_failed_writer_leaves_nothing_and_keeps_the_old_file(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+# 255 and 254 bytes; a temporary name keeps 233 bytes of NAME, 232 at a character's start
+@pytest.mark.parametrize("name, kept", [("a" * 251 + ".kmz", 233), ("é" * 125 + ".kmz", 116)])
+def test_the_longest_file_names_can_be_written(name, kept, tmp_path, capsys):
+    seen = []
+
+    def write(f):
+        seen.extend(leftovers(tmp_path))  # the temporary file, while it is written
+        return f.write(b"data")
+
+    io.write_atomic(tmp_path / name, write)
+    assert [p.name for p in tmp_path.iterdir()] == [name] and (tmp_path / name).read_bytes() == b"data"
+    [temp] = seen
+    assert len(os.fsencode(temp)) <= 255 and temp.startswith(f".{name[:kept]}.") and temp.endswith(".tmp")
+    source = tmp_path / "in.png"
+    Image.new("RGB", (2, 2)).save(source)
+    assert main(["encode", str(source), "-o", str(tmp_path / name), "--force"]) == 0, capsys.readouterr().err
+    assert kmz.open(tmp_path / name).size == (2, 2)
+
+
 @pytest.fixture
 def tiny_tmpfs(tmp_path):
     """A 64 KiB tmpfs: a real full disk. Needs root and a kernel that allows the mount."""

@@ -220,6 +220,18 @@ def test_bad_usage_is_one_line_and_status_2(capsys, argv, message):
     assert_one_error_line(err, message)
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["encode", "x.png", "--frame", "²"], "argument --frame: frame must be a whole number from 0, not '²' "
+                                          "(see 'kmz encode --help')"),
+    (["encode", "x.png", "-o", ""], "argument -o/--output: '' is not a file (see 'kmz encode --help')"),
+    (["decode", "x.kmz", "-o", ""], "argument -o/--output: '' is not a file (see 'kmz decode --help')"),
+    (["encode", "x.png", "--bogus"], "unrecognized arguments: --bogus (see 'kmz encode --help')"),
+    (["sweep", "x.png", "--bogus", "1"], "unrecognized arguments: --bogus 1 (see 'kmz sweep --help')"),
+])
+def test_bad_usage_messages_name_the_option_and_the_command_s_help(capsys, argv, message):
+    assert run(capsys, *argv) == (2, "", f"kmz: error: {message}\n")
+
+
 def test_help_returns_0(capsys):
     status, out, _ = run(capsys, "--help")
     assert status == 0 and "encode" in out and "decode" in out and "info" in out

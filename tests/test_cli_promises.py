@@ -158,6 +158,23 @@ def test_encode_to_an_unknown_suffix_is_refused_before_the_work(photo, tmp_path,
     assert (status, err) == (1, f"kmz: error: {tmp_path / 'out.xyz'}: unknown image format for suffix '.xyz'\n")
 
 
+@pytest.mark.parametrize("options, refused", [
+    (["--coding", "mix", "--max-bytes", "500"], "--coding mix and --max-bytes describe"),
+    (["--max-bytes", "500"], "--max-bytes describes"),
+    (["--coding", "ctx"], "--coding ctx describes"),
+])
+def test_kmz_only_options_are_refused_for_another_format(options, refused, photo, tmp_path, capsys, monkeypatch):
+    # The .kmz file's coding and size say nothing of a PNG's: measured and ignored, they misled.
+    monkeypatch.setattr(cli, "encode", lambda *a, **k: pytest.fail("quantized for nothing"))
+    out = tmp_path / "out.png"
+    status, stdout, err = run(capsys, "encode", photo, "-o", out, *options)
+    assert (status, stdout) == (2, "")
+    assert err == f"kmz: error: {refused} a .kmz file; {out} would be written as PNG (see 'kmz encode --help')\n"
+    assert not out.exists()
+    monkeypatch.undo()
+    assert run(capsys, "encode", photo, "-k", "4", "-o", out, "--coding", "raw")[0] == 0  # the default is fine
+
+
 def test_help_says_the_suffix_picks_the_format(capsys):
     status, out, _ = run(capsys, "encode", "--help")
     assert status == 0 and "its suffix picks the format: .kmz, or any format Pillow writes" in " ".join(out.split())
@@ -399,8 +416,9 @@ def test_os_errors_are_in_kmz_wording(tmp_path, capsys, monkeypatch):
 
 def test_no_limit_help_names_the_command_s_own_work(capsys):
     helps = {}
-    for command in ("encode", "decode", "info"):
+    for command in ("encode", "decode", "info", "sweep"):
         helps[command] = " ".join(run(capsys, command, "--help")[1].split())
+    assert "--no-limit sweep images of any size" in helps["sweep"]
     assert "--no-limit encode images of any size" in helps["encode"]
     assert "--no-limit decode images of any size" in helps["decode"]
     assert "--no-limit read images of any size" in helps["info"]

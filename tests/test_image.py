@@ -213,6 +213,22 @@ def test_misuse_is_a_value_error_naming_the_argument(kwargs, message, monkeypatc
         kmz.encode(image, **kwargs)
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"frame": -1}, "frame must be at least 0, not -1"),
+    ({"frame": 1.5}, "frame must be a whole number, not 1.5"),
+    ({"max_pixels": 0}, "max_pixels must be a finite number greater than 0, not 0"),
+    ({"background": "nocolour"}, "unknown colour 'nocolour' (a name such as white, or #rrggbb)"),
+    ({"background": "#ff000080"}, "a background must be opaque, not '#ff000080' (alpha 128)"),
+])
+@pytest.mark.parametrize("given", ["path", "PIL image"])
+def test_misuse_is_a_value_error_whatever_the_image_is_given_as(kwargs, message, given):
+    # Not an ImageReadError blaming the file: the file is fine.
+    with Image.open(GRAPHIC) as pil:
+        with pytest.raises(ValueError) as caught:
+            kmz.encode(GRAPHIC if given == "path" else pil, **kwargs)
+    assert type(caught.value) is ValueError and str(caught.value) == message
+
+
 def test_numpy_integers_are_whole_numbers():
     assert kmz.encode(PIXELS, k=np.int64(2), seed=np.uint32(1), max_bytes=np.int32(1000)).k == 1
 

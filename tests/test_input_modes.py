@@ -119,11 +119,24 @@ def test_mode_f_maps_0_to_1():
     assert notes == ["mode F: samples 0.0-1.0 scaled to 8 bits"]
 
 
-def _png(width, height, depth, colour_type, rows):
+def test_mode_f_maps_nan_and_infinities_to_defined_bytes(tmp_path, capsys):
+    values = [float("nan"), float("inf"), float("-inf"), -float("nan"), 0.5]
+    with np.errstate(all="raise"):  # no "invalid value encountered in cast"
+        pixels, _ = io.convert_image(from_row("F", values))
+    assert pixels[0, :, 0].tolist() == [0, 255, 0, 0, 128]
+    path = tmp_path / "nan.tiff"
+    from_row("F", values).save(path)
+    assert main(["encode", str(path)]) == 0
+    assert capsys.readouterr().err == "kmz: note: mode F: samples 0.0-1.0 scaled to 8 bits\n"
+    assert kmz.open(path.with_suffix(".kmz")).to_array()[0, :, 0].tolist() == [0, 255, 0, 0, 128]
+
+
+def _png(width, height, depth, colour_type, rows, trns=None):
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
     raw = b"".join(b"\0" + r for r in rows)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0))
+            + (b"" if trns is None else chunk(b"tRNS", trns))
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
@@ -138,6 +151,25 @@ def test_16_bit_png_files(tmp_path):
     pixels, notes = io.open_image(rgb)
     # Pillow reads 16-bit RGB as 8-bit RGB (the high byte of each sample).
     assert pixels.tolist() == [[[255, 128, 0], [0x12, 255, 0]]] and notes == []
+
+
+def test_16_bit_png_transparent_colours_compare_at_16_bits(tmp_path, capsys):
+    # The tRNS colour is clear; its 8-bit neighbours (same high bytes) stay opaque.
+    grey = tmp_path / "grey16.png"
+    grey.write_bytes(_png(3, 1, 16, 0, [struct.pack(">3H", 0x8000, 0x8001, 0xFFFF)], trns=struct.pack(">H", 0x8000)))
+    pixels, notes = io.open_image(grey)
+    assert pixels.tolist() == [[[128, 128, 128, 0], [128, 128, 128, 255], [255, 255, 255, 255]]]
+    assert notes == ["mode I;16: samples 0-65535 scaled to 8 bits"]
+    rgb = tmp_path / "rgb16.png"
+    rgb.write_bytes(_png(3, 1, 16, 2, [struct.pack(">9H", 0x1234, 0x5678, 0x9ABC, 0x1234, 0x5678, 0x9ABD, 0xFFFF, 0, 0)],
+                         trns=struct.pack(">3H", 0x1234, 0x5678, 0x9ABC)))
+    expected = [[[0x12, 0x56, 0x9A, 0], [0x12, 0x56, 0x9A, 255], [255, 0, 0, 255]]]
+    pixels, notes = io.open_image(rgb)
+    assert pixels.tolist() == expected and notes == []
+    with Image.open(rgb) as image:
+        assert io.convert_image(image)[0].tolist() == expected
+    assert main(["encode", str(rgb)]) == 0
+    assert kmz.open(rgb.with_suffix(".kmz")).to_array().tolist() == [[[0, 0, 0, 0], *expected[0][1:]]]
 
 
 def test_exif_orientation_is_applied(tmp_path):
@@ -176,6 +208,49 @@ def test_animations_give_the_first_frame_or_the_one_asked_for(suffix, tmp_path, 
     assert main(["encode", str(path), "-o", str(tmp_path / "f0.kmz")]) == 0
     err = capsys.readouterr().err
     assert err == "kmz: note: the image has 3 frames; encoded the first (--frame N picks another)\n"
+
+
+def _psd(composite, layers):
+    """A minimal 8-bit RGB PSD (Pillow cannot write one): uncompressed, the composite
+    ((H, W, 3) uint8) and full-size RGB layers of the same shape."""
+    height, width = composite.shape[:2]
+    records, channel_data = b"", b""
+    for number, layer in enumerate(layers):
+        name = bytes([2]) + b"L%d" % number + b"\0"  # a Pascal string padded to 4 bytes
+        extra = struct.pack(">II", 0, 0) + name  # no mask, no blending ranges
+        records += struct.pack(">4iH", 0, 0, height, width, 3)
+        records += b"".join(struct.pack(">hI", c, 2 + width * height) for c in range(3))
+        records += b"8BIMnorm" + bytes([255, 0, 0, 0]) + struct.pack(">I", len(extra)) + extra
+        channel_data += b"".join(struct.pack(">H", 0) + layer[:, :, c].tobytes() for c in range(3))
+    info = struct.pack(">h", len(layers)) + records + channel_data
+    info += b"\0" * (len(info) % 2)
+    layer_and_mask = struct.pack(">I", len(info)) + info + struct.pack(">I", 0)
+    return (b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, height, width, 8, 3) + struct.pack(">II", 0, 0)
+            + struct.pack(">I", len(layer_and_mask)) + layer_and_mask + struct.pack(">H", 0)
+            + b"".join(composite[:, :, c].tobytes() for c in range(3)))
+
+
+def test_psd_layers_are_frames_from_0_and_the_composite_is_the_default(tmp_path, capsys):
+    red, green, blue = (np.full((2, 3, 3), c, np.uint8) for c in COLOURS)
+    path = tmp_path / "layers.psd"
+    path.write_bytes(_psd(blue, [red, green]))
+    pixels, notes = io.open_image(path)
+    assert pixels[0, 0].tolist() == [0, 0, 255]
+    assert notes == ["the image has 2 layers; encoded their composite (--frame N picks layer N, from 0)"]
+    pixels, notes = io.open_image(path, frame=0)
+    assert pixels.tolist() == red.tolist() and notes == []
+    assert io.open_image(path, frame=1)[0].tolist() == green.tolist()
+    with pytest.raises(kmz.ImageReadError, match=r"layers.psd: no frame 2: the image has 2 frames$"):
+        io.open_image(path, frame=2)
+    assert main(["encode", str(path), "-o", str(tmp_path / "c.kmz")]) == 0
+    assert kmz.open(tmp_path / "c.kmz").palette.tolist() == [[0, 0, 255]]
+    assert capsys.readouterr().err == ("kmz: note: the image has 2 layers; encoded their composite "
+                                       "(--frame N picks layer N, from 0)\n")
+    assert main(["encode", str(path), "--frame", "1", "-o", str(tmp_path / "l1.kmz")]) == 0
+    assert kmz.open(tmp_path / "l1.kmz").palette.tolist() == [[0, 255, 0]]
+    flat = tmp_path / "flat.psd"
+    flat.write_bytes(_psd(blue, []))
+    assert io.open_image(flat, frame=0)[0].tolist() == blue.tolist()
 
 
 def test_frame_of_a_still_image(tmp_path):
@@ -253,6 +328,11 @@ def test_cli_background_and_notes(tmp_path, capsys):
     assert capsys.readouterr().err == "kmz: note: the image has transparency; composited onto #ff8000\n"
     assert main(["encode", str(path), "--background", "nocolour", "--force"]) == 2
     assert "unknown colour 'nocolour'" in capsys.readouterr().err
+    assert main(["encode", str(path), "--background", "#ff800080", "--force"]) == 2
+    assert capsys.readouterr().err == ("kmz: error: argument --background: a background must be opaque, not "
+                                       "'#ff800080' (alpha 128) (see 'kmz encode --help')\n")
+    assert main(["encode", str(path), "--background", "#ff8000ff", "--force"]) == 0  # opaque: as #ff8000
+    assert kmz.open(path.with_suffix(".kmz")).palette.tolist() == [[255, 128, 0]]
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="corpus absent")

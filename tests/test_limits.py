@@ -278,6 +278,23 @@ def test_encoder_limit(tmp_path, capsys, monkeypatch):
                                        "pixels (a possible decompression bomb)\n")
 
 
+def test_sweep_limit_as_encode(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(kmz, "MAX_IMAGE_PIXELS", 100)
+    png = tmp_path / "big.png"
+    Image.new("RGB", (20, 20)).save(png)
+    assert main(["sweep", str(png), "-k", "2,4", "-q"]) == 1
+    assert capsys.readouterr().err == (f"kmz: error: {png}: image is 20 x 20 = 400 pixels, more than twice the "
+                                       "limit of 100 pixels (a possible decompression bomb) (--no-limit lifts the limit)\n")
+    assert main(["sweep", str(png), "-k", "2,4", "-q", "--no-limit"]) == 0
+    capsys.readouterr()
+    middling = tmp_path / "middling.png"
+    Image.new("RGB", (12, 10)).save(middling)
+    assert main(["sweep", str(middling), "-k", "2,4", "-q"]) == 0
+    pytest.importorskip("matplotlib")  # without it, a note says the chart is missing
+    assert capsys.readouterr().err == ("kmz: warning: image is 12 x 10 = 120 pixels, more than the limit of "
+                                       "100 pixels (a possible decompression bomb)\n")  # once, not at each K
+
+
 def _png_declaring(width, height):
     """A 57-byte PNG whose header declares width x height RGB pixels and holds none."""
     def chunk(kind, body):

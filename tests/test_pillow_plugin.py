@@ -87,6 +87,19 @@ def test_save_passes_encode_options(tmp_path):
     assert kmz.open(tmp_path / "c.kmz").k == kmz.encode(source, max_bytes=200).target.k
 
 
+def test_save_all_saves_one_frame_and_refuses_more(tmp_path):
+    image = picture()
+    image.save(tmp_path / "one.kmz", save_all=True, k=8)
+    assert (tmp_path / "one.kmz").read_bytes() == kmz.encode(image, k=8).tobytes()
+    with pytest.raises(ValueError, match=r"^a \.kmz file holds one image, not 3 frames \(save one frame, "):
+        image.save(tmp_path / "three.kmz", save_all=True, append_images=[picture(seed=1), picture(seed=2)])
+    assert not (tmp_path / "three.kmz").exists()
+    gif = tmp_path / "anim.gif"
+    image.save(gif, save_all=True, append_images=[picture(seed=1)])
+    with Image.open(gif) as anim, pytest.raises(ValueError, match="not 2 frames"):
+        anim.save(tmp_path / "anim.kmz", save_all=True)
+
+
 def test_save_then_open_round_trips_an_image_with_few_colours(tmp_path):
     pixels = np.array([[[255, 0, 0], [0, 0, 255]], [[0, 255, 0], [255, 0, 0]]], dtype=np.uint8)
     Image.fromarray(pixels, "RGB").save(tmp_path / "few.kmz", k=16)
@@ -116,6 +129,28 @@ def test_a_damaged_pixel_area_raises_oserror_carrying_the_kmz_error(kmz_file):
     assert isinstance(caught.value, kmz.DamagedImageError)
     assert isinstance(caught.value, kmz.FormatError)
     assert isinstance(caught.value.__cause__, kmz.ChecksumError)
+
+
+def test_an_image_over_the_pixel_limit_is_a_decompression_bomb_not_damage(kmz_file, monkeypatch):
+    monkeypatch.setattr(kmz, "MAX_IMAGE_PIXELS", 100)  # the file is 24 x 16 = 384 pixels
+    with Image.open(kmz_file) as im:
+        with pytest.raises(Image.DecompressionBombError) as caught:
+            im.load()
+    assert str(caught.value) == ("image is 24 x 16 = 384 pixels, more than twice the limit of 100 pixels "
+                                 "(a possible decompression bomb)")
+    assert isinstance(caught.value.__cause__, kmz.PixelLimitError)
+
+
+def test_verify_checks_the_length_and_checksum(kmz_file):
+    with Image.open(kmz_file) as im:
+        im.verify()
+    data = kmz_file.read_bytes()
+    flipped = bytearray(data)
+    flipped[-10] ^= 1
+    for damaged, message in ((bytes(flipped), "checksum mismatch"), (data[:-1], "truncated: file is")):
+        with Image.open(io.BytesIO(damaged)) as im:
+            with pytest.raises(kmz.DamagedImageError, match=rf"^damaged \.kmz file: {message}"):
+                im.verify()
 
 
 def test_a_damaged_header_raises_oserror_on_open(kmz_file):

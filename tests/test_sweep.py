@@ -137,6 +137,17 @@ def test_cli_sweep_with_a_coding_measures_its_files(capsys, png, tmp_path):
     assert f"--coding ctx supports K up to {fmt.CODED_MAX_K}, not 5000" in capsys.readouterr().err
 
 
+def test_cli_sweep_prints_the_input_notes_as_encode_does(capsys, tmp_path):
+    path = tmp_path / "anim.gif"
+    frames = [Image.new("RGB", (4, 4), colour) for colour in ("red", "blue")]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+    assert cli.main(["sweep", str(path), "-k", "2", "-q"]) == 0
+    note = "kmz: note: the image has 2 frames; encoded the first (--frame N picks another)\n"
+    assert capsys.readouterr().err == note + ("" if sweep.chart_available() else "kmz: note: install kmz[plot] for the chart\n")
+    assert cli.main(["encode", str(path), "-k", "2"]) == 0
+    assert capsys.readouterr().err == note
+
+
 def test_cli_sweep_rejects_a_bad_k_list(capsys, png):
     assert cli.main(["sweep", str(png), "--k", "2,0"]) == 2
     assert "K must be between 1 and 65536, not 0" in capsys.readouterr().err

@@ -109,6 +109,19 @@ def test_a_size_target_says_the_boundary_it_proved_not_largest(sizes, k, edge):
                                 f"{len(found.tried)} K tried in 1..8)")
 
 
+@pytest.mark.parametrize("coding", ["raw", "ctx"])
+def test_a_size_target_reports_the_file_written_when_the_image_has_fewer_colours(coding):
+    three = np.zeros((10, 20, 3), np.uint8)
+    three[:5, :10] = (0, 255, 0)
+    three[5:, 10:] = (0, 0, 255)
+    image = kmz.encode(three, max_bytes=1000, coding=coding)
+    written = len(image.tobytes())
+    assert (image.k, image.target.k, image.target.reached, image.target.colours) == (3, 3, written, 3)
+    assert image.target.describe() == (f"target size <= 1,000 bytes met: K=3 ({written} bytes; as many as the "
+                                       f"image has colours: every larger K gives this file; "
+                                       f"{len(image.target.tried)} K tried in 1..256)")
+
+
 def test_an_unreachable_psnr_gives_the_closest_k(pixels, brute_force):
     image = kmz.encode(pixels, psnr=99, k=K_MAX)
     best = max(brute_force[k][0] for k in (1, 2, 4, 8, K_MAX))
@@ -163,6 +176,16 @@ def test_cli_unmet_target_writes_the_closest_and_exits_0_unless_strict(capsys, s
     assert (status, out) == (1, "")
     assert err.startswith("kmz: error: target size <= 30 bytes NOT met")
     assert not small_png.with_name("s.kmz").exists()
+
+
+def test_cli_target_line_gives_the_k_and_size_written(capsys, tmp_path):
+    path = tmp_path / "three.png"
+    Image.fromarray(np.repeat(np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]]], np.uint8), 4, axis=1)).save(path)
+    status, out, err = run(capsys, "encode", path, "--max-bytes", 1000)
+    size = path.with_suffix(".kmz").stat().st_size
+    assert status == 0, err
+    assert out.startswith(f"{path.with_suffix('.kmz')}: {size} bytes, K=3, ")
+    assert f"target size <= 1,000 bytes met: K=3 ({size} bytes; as many as the image has colours" in out
 
 
 def test_cli_rejects_two_targets_and_bad_values(capsys, small_png):
