@@ -240,7 +240,7 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
 
     An image with transparency gets an RGBA palette, quantized for the error seen over
     black and over white (docs/transparency.md); an alpha of 255 everywhere is dropped.
-    `background`, a colour, flattens the transparency onto it instead (not for arrays).
+    `background`, a colour, flattens the transparency onto it instead.
 
     `space` is where k-means measures colour distance: "rgb" or "oklab" (perceptual).
     `dither` maps pixels to the palette with Floyd-Steinberg error diffusion instead of
@@ -254,7 +254,7 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
     raises TargetError. `progress`, if given, is called with a line per stage.
 
     frame, background and max_pixels are as kmz.io.convert_image takes them (which also
-    returns the notes on what the conversion did).
+    returns the notes on what the conversion did); an array has one frame.
     """
     # Misuse is refused before the slow work: a float K would fail deep in k-means.
     if k is not None:
@@ -278,12 +278,7 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
     elif isinstance(image, Image.Image):
         pixels, _ = io.convert_image(image, frame, background, max_pixels)
     else:
-        pixels = np.asarray(image)
-        if pixels.ndim != 3 or pixels.shape[2] not in (3, 4) or pixels.dtype != np.uint8:
-            raise ValueError("an array image must be (H, W, 3) or (H, W, 4) uint8")
-        fmt.check_pixel_limit(pixels.shape[1], pixels.shape[0], max_pixels)
-        if pixels.shape[2] == 4 and (pixels[:, :, 3] == 255).all():
-            pixels = pixels[:, :, :3]  # opaque: the same file as its RGB
+        pixels, _ = io.convert_array(image, frame, background, max_pixels)
     height, width = pixels.shape[:2]
     if width == 0 or height == 0:
         raise ValueError("image has no pixels")

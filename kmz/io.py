@@ -165,6 +165,28 @@ def convert_image(image, frame=None, background=DEFAULT_BACKGROUND, max_pixels=f
         image = ImageOps.exif_transpose(image)
         notes.append(f"rotated/flipped upright as its EXIF orientation ({orientation}) says")
     rgb, alpha = _rgb_and_alpha(image, notes)
+    return _with_alpha(rgb, alpha, background, bg, notes)
+
+
+def convert_array(pixels, frame=None, background=DEFAULT_BACKGROUND, max_pixels=fmt.PACKAGE_LIMIT):
+    """An (H, W, 3) or straight RGBA (H, W, 4) uint8 array as (pixels, notes), as
+    convert_image gives them: an alpha of 255 everywhere dropped, transparency composited
+    onto `background` when one is given. An array is one image: frame may only be 0."""
+    bg = _check_arguments(frame, background, max_pixels)
+    if frame:
+        raise ValueError(f"no frame {frame}: an array is one image")
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 3 or pixels.shape[2] not in (3, 4) or pixels.dtype != np.uint8:
+        raise ValueError("an array image must be (H, W, 3) or (H, W, 4) uint8")
+    fmt.check_pixel_limit(pixels.shape[1], pixels.shape[0], max_pixels)
+    if pixels.shape[2] == 3:
+        return pixels, []
+    return _with_alpha(pixels[:, :, :3], pixels[:, :, 3], background, bg, [])
+
+
+def _with_alpha(rgb, alpha, background, bg, notes):
+    """(pixels, notes) from RGB and an alpha (or None): RGBA when some alpha is below
+    255, unless bg, the background as (r, g, b), is given: then composited onto it."""
     if alpha is not None and (alpha < 255).any():
         if bg is None:
             return np.ascontiguousarray(np.dstack([rgb, alpha])), notes

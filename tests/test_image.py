@@ -220,13 +220,25 @@ def test_misuse_is_a_value_error_naming_the_argument(kwargs, message, monkeypatc
     ({"background": "nocolour"}, "unknown colour 'nocolour' (a name such as white, or #rrggbb)"),
     ({"background": "#ff000080"}, "a background must be opaque, not '#ff000080' (alpha 128)"),
 ])
-@pytest.mark.parametrize("given", ["path", "PIL image"])
+@pytest.mark.parametrize("given", ["path", "PIL image", "array"])
 def test_misuse_is_a_value_error_whatever_the_image_is_given_as(kwargs, message, given):
     # Not an ImageReadError blaming the file: the file is fine.
     with Image.open(GRAPHIC) as pil:
         with pytest.raises(ValueError) as caught:
-            kmz.encode(GRAPHIC if given == "path" else pil, **kwargs)
+            kmz.encode({"path": GRAPHIC, "PIL image": pil, "array": PIXELS}[given], **kwargs)
     assert type(caught.value) is ValueError and str(caught.value) == message
+
+
+def test_an_array_takes_background_and_refuses_another_frame():
+    rgba = np.zeros((2, 3, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, [[0, 128, 255], [255, 255, 255]]
+    flat = kmz.encode(rgba, background="#0000ff").to_array()
+    assert flat.shape == (2, 3, 3)
+    assert flat[0].tolist() == [[0, 0, 255], [100, 0, 127], [200, 0, 0]]  # (200a + 255(255-a) + 127) // 255
+    assert kmz.encode(rgba).to_array().shape == (2, 3, 4)
+    assert kmz.encode(rgba, frame=0).k == kmz.encode(rgba).k
+    with pytest.raises(ValueError, match="^no frame 1: an array is one image$"):
+        kmz.encode(rgba, frame=1)
 
 
 def test_numpy_integers_are_whole_numbers():
