@@ -51,6 +51,15 @@ def _file(text):
     return path
 
 
+def _path(text):
+    """A folder, a batch source or the manifest: '' is refused, not taken for the
+    current folder (an unset variable in `-o "$OUT"` must not fill the folder the
+    command runs in)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path names nothing")
+    return Path(text)
+
+
 def _whole(name, low, high):
     """An argparse type: a whole number from low to high, named in its messages."""
 
@@ -192,7 +201,7 @@ def _parser():
               help="comma-separated K values (default: %s)" % ",".join(map(str, sweep.DEFAULT_KS)))
     p.add_argument("-k", default=sweep.DEFAULT_KS, **ks)
     p.add_argument("--k", **dict(ks, help=argparse.SUPPRESS))  # the spelling before -k: scripts keep working
-    p.add_argument("-o", "--output-dir", type=Path, metavar="DIR",
+    p.add_argument("-o", "--output-dir", type=_path, metavar="DIR",
                    help="folder for NAME-sweep-chart.png and NAME-sweep-sheet.png (default: INPUT's folder)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed for k-means (default: 0)")
     p.add_argument("--coding", choices=list(fmt.CODINGS.values()), default="raw",
@@ -213,15 +222,16 @@ def _parser():
         "and those the manifest does not record are checked and recorded; one that is not "
         "what this run would write fails its input, unless --force.",
     )
-    p.add_argument("sources", nargs="+", metavar="SRC", help="a file, a folder or a glob (quoted: '**' recurses)")
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="DST", help="the output folder")
+    p.add_argument("sources", nargs="+", type=_path, metavar="SRC",
+                   help="a file, a folder or a glob (quoted: '**' recurses)")
+    p.add_argument("-o", "--output", type=_path, required=True, metavar="DST", help="the output folder")
     p.add_argument("--decode", action="store_true", help="decode .kmz files to PNG instead of encoding")
     encode_options = _add_encode_options(p)
     _add_limit_options(p, "encode or decode", checksum=False)
     p.add_argument("--workers", type=_positive(int), metavar="N", help="local worker processes (default: one per core)")
     p.add_argument("--chunk-size", type=_positive(int), metavar="N", help="files per task (default: automatic, at most 100)")
     p.add_argument("--scheduler", metavar="ADDR", help="run on a Dask cluster, e.g. tcp://HOST:8786 (needs kmz[dask])")
-    p.add_argument("--manifest", type=Path, metavar="PATH", help="JSON-lines log, appended (default: DST/kmz-manifest.jsonl)")
+    p.add_argument("--manifest", type=_path, metavar="PATH", help="JSON-lines log, appended (default: DST/kmz-manifest.jsonl)")
     p.add_argument("--force", action="store_true", help="redo outputs that exist")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no line per failed file")
     p.set_defaults(run=_batch, usage_error=p.error, encode_options=encode_options)

@@ -227,6 +227,11 @@ def test_bad_usage_is_one_line_and_status_2(capsys, argv, message):
     (["decode", "x.kmz", "-o", ""], "argument -o/--output: '' is not a file (see 'kmz decode --help')"),
     (["encode", "x.png", "--bogus"], "unrecognized arguments: --bogus (see 'kmz encode --help')"),
     (["sweep", "x.png", "--bogus", "1"], "unrecognized arguments: --bogus 1 (see 'kmz sweep --help')"),
+    (["sweep", "x.png", "-o", ""], "argument -o/--output-dir: an empty path names nothing (see 'kmz sweep --help')"),
+    (["batch", "x.png", "-o", ""], "argument -o/--output: an empty path names nothing (see 'kmz batch --help')"),
+    (["batch", "", "-o", "out"], "argument SRC: an empty path names nothing (see 'kmz batch --help')"),
+    (["batch", "x.png", "-o", "out", "--manifest", ""],
+     "argument --manifest: an empty path names nothing (see 'kmz batch --help')"),
 ])
 def test_bad_usage_messages_name_the_option_and_the_command_s_help(capsys, argv, message):
     assert run(capsys, *argv) == (2, "", f"kmz: error: {message}\n")
