@@ -319,7 +319,7 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
     if strict and not found.met:
         raise TargetError(found.describe(), found)
     image = encode_at(found.k)
-    if image.k < found.k:
+    if max_bytes is not None and image.k < found.k:
         # Fewer colours than K: the target reports the file written, not the raw
         # formula's size for K entries it does not have (a coded size was measured).
         found = found.with_colours(image.k, image.header.file_size if coding == "raw" else found.reached)
