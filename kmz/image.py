@@ -148,7 +148,8 @@ class KmzImage:
         chooses. Palette formats (PNG, GIF, BMP, TIFF) keep K <= 256 as a palette image;
         the others get RGB (RGBA). The file holds the image's pixels exactly (WebP is
         written lossless, ICO at the image's size) except in LOSSY_FORMATS (JPEG, ...); a
-        GIF above K = 256, or an RGBA image in a format without alpha, is refused
+        GIF above K = 256, an RGBA image in a format without alpha, or an image larger
+        than a format holds (ICO 256 x 256, WebP 16383 a side, ...) is refused
         (WriteError). Returns the number of bytes written.
 
         A path is written atomically. An existing file is replaced, as Pillow does,

@@ -27,6 +27,7 @@ _CHUNK = 1 << 20  # bytes per read from a stream, whose length is not known in a
 # image (4 bytes a pixel for most modes) and the RGB array made from it.
 _READ_BYTES_PER_PIXEL = 7
 _JPEG_MAX_SIDE = 65500
+_ICO_MAX_SIDE = 256
 _NAME_MAX = 255  # bytes in a file name: Linux's NAME_MAX, and most file systems'
 
 
@@ -565,9 +566,12 @@ def pil_writer(image, format, name):
         # libjpeg would also print its reason on stderr, past any handler.
         if format == "JPEG" and max(image.size) > _JPEG_MAX_SIDE:
             raise WriteError(f"{name}: cannot write as JPEG (at most {_JPEG_MAX_SIDE} pixels a side)")
+        if format == "ICO" and max(image.size) > _ICO_MAX_SIDE:  # Pillow: "all sizes too large for image"
+            raise WriteError(f"{name}: cannot write as ICO (at most {_ICO_MAX_SIDE} x {_ICO_MAX_SIDE} pixels, "
+                             f"not {image.width} x {image.height})")
         try:
             image.save(f, format=format, **_writer_options(image, format))
-            return f.tell()
+            return f.seek(0, os.SEEK_END)  # not tell(): the ICO writer ends on its header
         except OSError as e:
             if e.errno is not None:
                 raise

@@ -94,7 +94,7 @@ def test_a_pipe_closed_part_way_through_a_large_output_ends_with_141(tmp_path):
     (".gif", "int too big to convert"), (".tga", "int too big to convert"), (".pcx", "int too big to convert"),
     (".sgi", "'H' format requires 0 <= number <= 65535"),
     (".webp", "encoding error 5: Image size exceeds WebP limit of 16383 pixels"),
-    (".ico", "all sizes too large for image"), (".jpg", "at most 65500 pixels a side"),
+    (".ico", "at most 256 x 256 pixels, not 70000 x 1"), (".jpg", "at most 65500 pixels a side"),
 ])
 def test_a_format_that_cannot_hold_the_image_is_one_line_and_no_file(suffix, reason, tmp_path, capsys):
     wide = tmp_path / "wide.kmz"
@@ -138,7 +138,8 @@ def test_other_formats_hold_the_pixels_exactly(suffix, k, tmp_path):
             image.save(tmp_path / "x.gif")
         assert list(tmp_path.iterdir()) == []
         return
-    image.save(tmp_path / f"x{suffix}")
+    written_bytes = image.save(tmp_path / f"x{suffix}")
+    assert written_bytes == (tmp_path / f"x{suffix}").stat().st_size  # ICO's writer ends on its header
     with Image.open(tmp_path / f"x{suffix}") as written:
         assert np.array_equal(np.asarray(written.convert("RGB")), image.to_array())
 
