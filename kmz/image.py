@@ -126,21 +126,31 @@ class KmzImage:
     def size_with(self, coding):
         """(bytes, exact): the .kmz file's size were it written with `coding`. Exact for
         raw (a formula), and for ctx and mix up to EXACT_CODED_PIXELS; above that,
-        estimated from 16 evenly spaced bands of rows holding a sixteenth of the pixels,
-        in a sixteenth of the time: for ctx within a few per cent on photos, and rather
-        over than under (the models learn as they code, and a sample gives them less to
-        learn from); for mix further over, since its mixer and match model learn slower."""
+        estimated in a fifth of the time or less from two samples, each 16 evenly spaced
+        bands of rows, a 256th and a 128th of the rows. A model learns as it codes, so
+        a sample costs more per pixel than the image: the line through the two samples'
+        costs (a cost per pixel, and a fixed cost of learning) extrapolates to the whole.
+        On the corpus's images above a million pixels: ctx within 3%, mix 2-13% over
+        (one sample, scaled, was 6-30% over for ctx)."""
         if fmt.coding_id(coding) == fmt.CODING_RAW:
             return self.header.file_size, True
-        if self.width * self.height <= EXACT_CODED_PIXELS:
+        rows = max(1, self.height // _BANDS**2)
+        if self.width * self.height <= EXACT_CODED_PIXELS or 2 * rows * _BANDS >= self.height:
             return len(KmzImage(self.palette, self.indices, coding).tobytes()), True
         # What does not grow with the image: header, checksum and palette (mix codes it).
         fixed = len(KmzImage(self.palette, self.indices[:1, :1], coding).tobytes())
-        rows = max(1, self.height // _BANDS**2)
+        (small, small_pixels), (large, large_pixels) = (self._sample(coding, n, fixed) for n in (rows, 2 * rows))
+        per_pixel = (large - small) / (large_pixels - small_pixels)
+        learning = large - per_pixel * large_pixels
+        if learning < 0:  # the larger sample cost more per pixel: uneven, so scale it instead
+            return fixed + round(large * self.height / (2 * rows * _BANDS)), False
+        return fixed + round(per_pixel * self.width * self.height + learning), False
+
+    def _sample(self, coding, rows, fixed):
+        """(payload bytes, pixels) of 16 evenly spaced bands of `rows` rows coded as one image."""
         tops = np.linspace(0, self.height - rows, _BANDS).astype(int)
-        sample = KmzImage(self.palette, np.concatenate([self.indices[top : top + rows] for top in tops]), coding)
-        payload = len(sample.tobytes()) - fixed
-        return fixed + round(payload * self.height / len(sample.indices)), False
+        indices = np.concatenate([self.indices[top : top + rows] for top in tops])
+        return len(KmzImage(self.palette, indices, coding).tobytes()) - fixed, indices.size
 
     def save(self, fp, format=None, force=True):
         """Write the image to a path or a binary file object, as .kmz or as any format
