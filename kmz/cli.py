@@ -331,7 +331,7 @@ def _encode(args):
         formula_bits = entry_bits * image.k + image.width * image.height * image.bits_per_index
         coded = "" if image.coding == "raw" else f", coding {image.coding} (raw: {image.header.file_size:,} bytes)"
         details = (f"{_plural(image.bits_per_index, 'bit')} per index, formula {entry_bits}K + N*b = "
-                   f"{formula_bits:,} bits + {fmt.OVERHEAD} bytes overhead, ")
+                   f"{formula_bits:,} bits ({-(-formula_bits // 8):,} bytes) + {fmt.OVERHEAD} bytes overhead, ")
     else:
         coded, details = f" as {format}", ""
     _say(f"{name}: {size:,} bytes{coded}, K={image.k}{note}, {details}PSNR {image.psnr:.2f} dB{target}{hint}"

@@ -258,8 +258,9 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
     to the nearest colour (needs k <= 256, and an opaque image).
 
     Quality targets (one at a time; see kmz.targets for the search and its guarantee):
-    psnr=DB chooses the smallest K whose PSNR reaches DB, max_bytes=N the largest K whose
-    file fits in N bytes, searching K in 1..k (default targets.DEFAULT_MAX_K = 256). The
+    psnr=DB chooses the smallest K whose PSNR reaches DB, max_bytes=N a K whose file fits
+    in N bytes where K + 1's does not (the largest that fits for raw, whose size grows
+    with K), searching K in 1..k (default targets.DEFAULT_MAX_K = 256). The
     result's `.target` (a TargetResult) names the K chosen and what it reached. A target
     that cannot be met gives the closest K with `.target.met` False, or, when strict,
     raises TargetError. `progress`, if given, is called with a line per stage.

@@ -53,7 +53,7 @@ class TargetResult:
         if self.target == "psnr":
             goal, reached = f"PSNR >= {self.goal:g} dB", f"{self.reached:.2f} dB"
             edge = f"K={self.k - 1} does not reach it" if self.k > 1 else "the smallest K"
-            miss = f"the best K tried; the search stops at K={self.k_max}, raise that with -k"
+            miss = f"the best K tried; the search stops at K={self.k_max}: a larger k (-k) searches further"
         else:
             goal, reached = f"size <= {int(self.goal):,} bytes", f"{int(self.reached):,} bytes"
             if self.colours is not None:
@@ -110,8 +110,8 @@ def smallest_k_for_psnr(goal, psnr_at, k_max=DEFAULT_MAX_K):
 
 
 def largest_k_for_bytes(budget, size_at, k_max=DEFAULT_MAX_K):
-    """The largest K whose file (size_at(K) bytes) fits budget; K = 1 and met=False when
-    not even that fits."""
+    """A K whose file (size_at(K) bytes) fits budget where K + 1's does not (the largest
+    that fits when sizes grow with K); K = 1 and met=False when not even that fits."""
     budget = checks.whole("budget", budget, 1)
     too_big, tried = first_yes(lambda k: size_at(k) > budget, k_max)
     if too_big is None:

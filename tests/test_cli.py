@@ -58,10 +58,18 @@ def test_encode_prints_path_size_k_bits_formula_and_psnr(capsys, small_photo, tm
     assert size == 28 + 3 * 16 + 40 * 30 * 4 // 8
     assert out.count("\n") == 1
     assert out.startswith(f"{out_path}: {size:,} bytes, K=16, 4 bits per index, ")
-    assert f"24K + N*b = {24 * 16 + 1200 * 4:,} bits" in out
+    assert f"24K + N*b = {24 * 16 + 1200 * 4:,} bits ({(24 * 16 + 1200 * 4) // 8:,} bytes) + 28 bytes overhead" in out
     psnr = float(re.search(r"PSNR ([\d.]+) dB", out).group(1))
     assert 20 < psnr < 60
     assert out_path.read_bytes() == kmz.encode(small_photo, k=16, seed=1).tobytes()
+
+
+def test_the_summary_rounds_the_formula_up_to_whole_bytes(capsys, tmp_path):
+    path = tmp_path / "five.png"  # 5 x 3 pixels of 5 colours: 3 bits each, 45 bits
+    Image.fromarray(np.arange(15, dtype=np.uint8).reshape(3, 5) % 5 * 50).convert("RGB").save(path)
+    status, out, _ = run(capsys, "encode", path, "-k", "5")
+    assert status == 0 and path.with_suffix(".kmz").stat().st_size == 21 + 28
+    assert "formula 24K + N*b = 165 bits (21 bytes) + 28 bytes overhead, " in out
 
 
 def test_encode_default_output_and_k(capsys, small_photo):
