@@ -403,7 +403,6 @@ def _sweep(args):
     plot = sweep.chart_available()
     for path in (sheet_path, chart_path) if plot else (sheet_path,):
         io.check_output(path, inputs=[args.input], force=args.force)
-    io.make_folder(folder)
     with Progress(quiet=args.quiet) as progress:
         progress(f"reading {args.input}")
         pixels = _read_image(args.input, max_pixels=args.max_pixels)
@@ -411,7 +410,10 @@ def _sweep(args):
         rows = sweep.sweep(pixels, args.k, seed=args.seed, input_bytes=input_bytes, progress=progress,
                            coding=args.coding, max_pixels=None)  # checked by open_image
         progress("drawing the contact sheet")
-        io.save_pil(sheet_path, sweep.contact_sheet(pixels, rows))
+        sheet = sweep.contact_sheet(pixels, rows)
+        # Made only now, so that a sweep that fails or is interrupted leaves no empty folder.
+        io.make_folder(folder)
+        io.save_pil(sheet_path, sheet)
         if plot:
             progress("drawing the chart")
             coded = "" if args.coding == "raw" else f", coding {args.coding}"
