@@ -125,8 +125,8 @@ def _add_encode_options(p):
                             "whose sizes need not grow with K: a K that fits where K + 1 does not); "
                             "for a .kmz output only"),
         p.add_argument("--strict", action="store_true",
-                       help="when the target cannot be met, write nothing and exit 1 "
-                       "(default: write the closest K and exit 0)"),
+                       help="with --psnr or --max-bytes: when the target cannot be met, write nothing "
+                       "and exit 1 (default: write the closest K and exit 0)"),
         p.add_argument(
             "--coding", choices=list(fmt.CODINGS.values()), default="raw",
             help="index coding: raw (bit-packed, the size formula), ctx (context-modelled, "
@@ -152,6 +152,8 @@ def _check_encode_options(args):
         _check_coded_k(args, args.k)
     if args.dither and args.k is not None and args.k > 256:
         args.usage_error(f"--dither needs K <= 256, not {args.k}")
+    if args.strict and args.psnr is None and args.max_bytes is None:
+        args.usage_error("--strict needs a target: --psnr or --max-bytes")
 
 
 def _parser():
