@@ -470,7 +470,8 @@ def _batch(args):
 
 
 def describe(data, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
-    """The header fields and the size breakdown of a .kmz file, as a dict."""
+    """The header fields and the size breakdown of a .kmz file, as a dict: `kmz info
+    --json`, whose keys docs/info.md lists (a test holds the two to each other)."""
     header = frombytes(data, verify_checksum, max_pixels).header
     n, k, b = header.pixel_count, header.k, header.bits_per_index
     return {
