@@ -425,7 +425,7 @@ def _sweep(args):
     print(f"{args.input}: {width}x{height}, {input_bytes:,} bytes; raw 24-bit {3 * width * height:,} bytes; "
           f".kmz files with coding {args.coding}\n")
     print(sweep.table(rows) + "\n")
-    print(f"{sheet_path}: contact sheet, the original and {len(rows)} K values")
+    print(f"{sheet_path}: contact sheet, the original and {_plural(len(rows), 'K value')}")
     if plot:
         print(f"{chart_path}: chart of bytes and PSNR against K")
     else:

@@ -148,6 +148,11 @@ def test_cli_sweep_prints_the_input_notes_as_encode_does(capsys, tmp_path):
     assert capsys.readouterr().err == note
 
 
+def test_cli_sweep_of_one_k_says_one_k_value(capsys, png, tmp_path):
+    assert cli.main(["sweep", str(png), "-k", "4", "-o", str(tmp_path), "-q"]) == 0
+    assert f"{tmp_path / 'pic-sweep-sheet.png'}: contact sheet, the original and 1 K value\n" in capsys.readouterr().out
+
+
 def test_cli_sweep_interrupted_leaves_no_output_folder(capsys, monkeypatch, png, tmp_path):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
