@@ -125,8 +125,8 @@ def _add_encode_options(p):
                             "whose sizes need not grow with K: a K that fits where K + 1 does not); "
                             "for a .kmz output only"),
         p.add_argument("--strict", action="store_true",
-                       help="when the target cannot be met, write nothing and exit 1 "
-                       "(default: write the closest K and exit 0)"),
+                       help="with --psnr or --max-bytes: when the target cannot be met, write nothing "
+                       "and exit 1 (default: write the closest K and exit 0)"),
         p.add_argument(
             "--coding", choices=list(fmt.CODINGS.values()), default="raw",
             help="index coding: raw (bit-packed, the size formula), ctx (context-modelled, "
@@ -152,6 +152,8 @@ def _check_encode_options(args):
         _check_coded_k(args, args.k)
     if args.dither and args.k is not None and args.k > 256:
         args.usage_error(f"--dither needs K <= 256, not {args.k}")
+    if args.strict and args.psnr is None and args.max_bytes is None:
+        args.usage_error("--strict needs a target: --psnr or --max-bytes")
 
 
 def _parser():
@@ -403,7 +405,6 @@ def _sweep(args):
     plot = sweep.chart_available()
     for path in (sheet_path, chart_path) if plot else (sheet_path,):
         io.check_output(path, inputs=[args.input], force=args.force)
-    io.make_folder(folder)
     with Progress(quiet=args.quiet) as progress:
         progress(f"reading {args.input}")
         pixels = _read_image(args.input, max_pixels=args.max_pixels)
@@ -411,7 +412,10 @@ def _sweep(args):
         rows = sweep.sweep(pixels, args.k, seed=args.seed, input_bytes=input_bytes, progress=progress,
                            coding=args.coding, max_pixels=None)  # checked by open_image
         progress("drawing the contact sheet")
-        io.save_pil(sheet_path, sweep.contact_sheet(pixels, rows))
+        sheet = sweep.contact_sheet(pixels, rows)
+        # Made only now, so that a sweep that fails or is interrupted leaves no empty folder.
+        io.make_folder(folder)
+        io.save_pil(sheet_path, sheet)
         if plot:
             progress("drawing the chart")
             coded = "" if args.coding == "raw" else f", coding {args.coding}"
@@ -421,7 +425,7 @@ def _sweep(args):
     print(f"{args.input}: {width}x{height}, {input_bytes:,} bytes; raw 24-bit {3 * width * height:,} bytes; "
           f".kmz files with coding {args.coding}\n")
     print(sweep.table(rows) + "\n")
-    print(f"{sheet_path}: contact sheet, the original and {len(rows)} K values")
+    print(f"{sheet_path}: contact sheet, the original and {_plural(len(rows), 'K value')}")
     if plot:
         print(f"{chart_path}: chart of bytes and PSNR against K")
     else:
@@ -466,7 +470,8 @@ def _batch(args):
 
 
 def describe(data, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
-    """The header fields and the size breakdown of a .kmz file, as a dict."""
+    """The header fields and the size breakdown of a .kmz file, as a dict: `kmz info
+    --json`, whose keys docs/info.md lists (a test holds the two to each other)."""
     header = frombytes(data, verify_checksum, max_pixels).header
     n, k, b = header.pixel_count, header.k, header.bits_per_index
     return {

@@ -80,13 +80,7 @@ def decode(payload, palette, width, height, progress=None, coding="ctx"):
     (pixels done, pixels in all) after every CHUNK pixels and at the end."""
     total = width * height
     if coding == "mix":
-        if not (isinstance(palette, tuple) and len(palette) == 2):
-            raise ValueError("a mix payload holds its palette: give its shape (K, C), not a palette")
-        decoder = _coding.Decoder(payload, palette, width, height, _number(coding))
-        status, entries = decoder.palette()
-        if status != _OK:
-            _raise(status, None, width, palette[0], coding)
-        palette = np.frombuffer(entries, dtype=np.uint8).reshape(palette)
+        decoder, palette = _mix_palette(payload, palette, width, height)
     else:
         palette = _palette(palette, coding)
         decoder = _coding.Decoder(payload, palette, width, height, _number(coding))
@@ -105,6 +99,26 @@ def decode(payload, palette, width, height, progress=None, coding="ctx"):
         if progress is not None:
             progress(done, total)
     return palette, indices.reshape(height, width)
+
+
+def decode_palette(payload, shape, width, height):
+    """The palette, (K, C) uint8, at the start of a mix payload, decoding no pixel: any
+    prefix of the payload that holds the coded palette is enough (spec/CODING2.md 3.2),
+    so a reader can have it without reading the rest. `shape` is (K, C). Raises
+    LengthError when `payload` ends before the palette does, PayloadError for a start
+    no encoder writes."""
+    return _mix_palette(payload, shape, width, height)[1]
+
+
+def _mix_palette(payload, shape, width, height):
+    """(a mix decoder past the palette, the palette) of a payload."""
+    if not (isinstance(shape, tuple) and len(shape) == 2):
+        raise ValueError("a mix payload holds its palette: give its shape (K, C), not a palette")
+    decoder = _coding.Decoder(payload, shape, width, height, CODINGS["mix"])
+    status, entries = decoder.palette()
+    if status != _OK:
+        _raise(status, None, width, shape[0], "mix")
+    return decoder, np.frombuffer(entries, dtype=np.uint8).reshape(shape)
 
 
 def _raise(status, pixel, width, k, coding):

@@ -5,7 +5,7 @@ Encode = quantize -> format (which bit-packs); decode = format -> palette[indice
 
 import dataclasses
 import os
-from io import BytesIO
+from io import BytesIO, TextIOBase
 
 import numpy as np
 from PIL import Image
@@ -227,7 +227,12 @@ def frombytes(data, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
     header before anything is allocated; verify_checksum=False skips only the CRC-32.
     An image the memory available cannot hold raises OutOfMemoryError, also before.
     """
-    data = memoryview(data).cast("B")
+    try:
+        data = memoryview(data)
+    except TypeError:
+        hint = " (kmz.open reads a path)" if isinstance(data, (str, os.PathLike)) else ""
+        raise TypeError(f"kmz.frombytes takes the bytes of a .kmz file, not {type(data).__name__}{hint}") from None
+    data = data.cast("B")
     header = fmt.read_header(data)
     fmt.check_pixel_limit(header.width, header.height, max_pixels)
     fmt.check_length(header, len(data))
@@ -239,6 +244,12 @@ def frombytes(data, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
 def open(fp, verify_checksum=True, max_pixels=fmt.PACKAGE_LIMIT):
     """Read a .kmz file from a path or a binary file object (arguments as frombytes).
     A path must name a regular file; reading stops where the header says the file ends."""
+    # Checked here: an int would pass for a file descriptor, bytes for a path.
+    if isinstance(fp, TextIOBase):
+        raise TypeError("kmz.open takes a path or a binary file object, not a text file object (open it with 'rb')")
+    if not (isinstance(fp, (str, os.PathLike)) or hasattr(fp, "read")):
+        hint = " (kmz.frombytes decodes a file's bytes)" if isinstance(fp, (bytes, bytearray, memoryview)) else ""
+        raise TypeError(f"kmz.open takes a path or a binary file object, not {type(fp).__name__}{hint}")
     return frombytes(io.read_kmz(fp, max_pixels), verify_checksum, max_pixels=None)  # read_kmz checked the limit
 
 

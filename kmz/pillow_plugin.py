@@ -1,12 +1,14 @@
 """The .kmz format as a Pillow plugin, registered by `import kmz`:
 
-    Image.open("x.kmz")          # reads the 24-byte header; the pixels when needed
+    Image.open("x.kmz")          # reads the header and the palette; the pixels when needed
     im.verify()                  # checks the length and the CRC-32, decoding nothing
     im.save("x.kmz", k=64)       # any keyword kmz.encode takes: k, seed, psnr, ...
     im.save("x.kmz", save_all=True)  # one frame only: more are refused (ValueError)
 
 An image with K <= 256 opens in mode P with the palette (an RGBA palette for an RGBA
-file, as a PNG with tRNS opens), a larger one in mode RGB, or RGBA for an RGBA file.
+file, as a PNG with tRNS opens), in .palette before load(); a larger one in mode RGB,
+or RGBA for an RGBA file. A file cut short before its palette ends has none until
+load(), which raises the error.
 Saving keeps an image's transparency (pass background= to flatten it).
 A file that is not .kmz is left to other plugins (so Pillow raises
 UnidentifiedImageError); a damaged one raises DamagedImageError, an OSError whose
@@ -19,14 +21,19 @@ import inspect
 import numpy as np
 from PIL import Image, ImageFile, ImagePalette
 
+from . import entropy
 from . import format as fmt
-from .errors import DamagedImageError, FormatError, PixelLimitError, SignatureError
+from .errors import DamagedImageError, FormatError, LengthError, PixelLimitError, SignatureError
 from .image import encode, frombytes
 
 FORMAT = "KMZ"
 # Save keywords handed to kmz.encode: whatever it accepts except the image itself and
 # the progress callback, so options added to encode work here without a change.
 _SAVE_OPTIONS = frozenset(inspect.signature(encode).parameters) - {"image", "progress"}
+# What Image.open reads of a mix payload at first, beyond C*K bytes: a coded palette
+# measured 0.7 C*K bytes (a photo's, K = 256) to C*K + 24 (random entries), so one
+# read holds it.
+_MIX_PALETTE_MARGIN = 64
 
 
 def _accept(prefix):
@@ -51,9 +58,32 @@ class KmzImageFile(ImageFile.ImageFile):
             raise _damaged(e) from e
         self._size = (header.width, header.height)
         self._mode = "P" if header.k <= 256 else "RGBA" if header.alpha else "RGB"
-        self._palette_mode = "RGBA" if header.alpha else "RGB"
         self.info["k"] = header.k
+        if self.mode == "P" and (entries := self._read_palette(header)) is not None:
+            self.palette = ImagePalette.ImagePalette("RGBA" if header.alpha else "RGB", entries)
+            self.palette.dirty = 1  # load() puts it in the pixel memory, as for a PNG's
         self.tile = [ImageFile._Tile(FORMAT, (0, 0, *self._size), start)]
+
+    def _read_palette(self, header):
+        """The palette's bytes, read from the file just past the header; None when the
+        file ends first (or a mix palette does not decode): load() then says why."""
+        size = header.channels * header.k
+        if header.coding != fmt.CODING_MIX:
+            entries = self.fp.read(size)
+            return entries if len(entries) == size else None
+        # A mix payload codes the palette first: read until it decodes.
+        payload, wanted = b"", size + _MIX_PALETTE_MARGIN
+        while True:
+            more = self.fp.read(wanted - len(payload))
+            payload += more
+            try:
+                return entropy.decode_palette(payload, (header.k, header.channels), *self._size).tobytes()
+            except LengthError:
+                if len(payload) < wanted:  # the file ended
+                    return None
+                wanted *= 2
+            except FormatError:
+                return None
 
     def verify(self):
         """Check the file's length and CRC-32 without decoding the pixels, as Pillow's
@@ -70,12 +100,6 @@ class KmzImageFile(ImageFile.ImageFile):
             raise _damaged(e) from e
         super().verify()
 
-    def load_end(self):
-        # The decoder set the palette on the pixel memory; mirror it in .palette.
-        if self.mode == "P":
-            mode = self._palette_mode
-            self.palette = ImagePalette.ImagePalette(mode, self.im.getpalette(mode, mode))
-
 
 class KmzDecoder(ImageFile.PyDecoder):
     """Decodes the whole file (from the header on) with kmz's own checks."""
@@ -91,10 +115,8 @@ class KmzDecoder(ImageFile.PyDecoder):
             raise Image.DecompressionBombError(str(e)) from e
         except FormatError as e:
             raise _damaged(e) from e
-        if self.mode == "P":
+        if self.mode == "P":  # the palette, read at open, is in the pixel memory already
             self.set_as_raw(image.indices.astype(np.uint8).tobytes())
-            mode = "RGBA" if image.channels == 4 else "RGB"
-            self.im.putpalette(mode, mode, image.palette.tobytes())
         else:
             self.set_as_raw(image.to_array().tobytes())
         return -1, 0

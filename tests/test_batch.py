@@ -288,6 +288,7 @@ def test_cli_batch_decode_round_trip(tmp_path, capsys):
         (["--coding", "ctx", "-k", "5000"], "--coding ctx supports K up to 4096, not 5000"),
         (["--coding", "mix", "-k", "4097"], "--coding mix supports K up to 4096, not 4097"),
         (["--dither", "-k", "300"], "--dither needs K <= 256, not 300"),
+        (["--strict", "-k", "8"], "--strict needs a target: --psnr or --max-bytes"),
         (["--psnr", "30", "--max-bytes", "100"], "argument --max-bytes: not allowed with argument --psnr"),
         (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "--workers is for the local pool"),
         (["--workers", "0"], "argument --workers: must be greater than 0, not 0"),

@@ -150,6 +150,21 @@ def test_info_of_a_coded_file_splits_palette_and_payload(capsys, small_photo, tm
     assert ("palette+indices" in out) == (coding == "mix")
 
 
+@pytest.mark.parametrize("coding", ["raw", "ctx", "mix"])
+@pytest.mark.parametrize("alpha", [False, True], ids=["rgb", "rgba"])
+def test_info_json_prints_exactly_the_keys_docs_info_md_lists(capsys, tmp_path, coding, alpha):
+    documented = re.findall(r"^\| `(\w+)` \|", (ROOT / "docs" / "info.md").read_text(), re.MULTILINE)
+    pixels = np.asarray(Image.open(PHOTO).convert("RGBA").crop((0, 0, 40, 30))).copy()
+    pixels[::2, :, 3] = 0 if alpha else 255
+    kmz.encode(pixels, k=5, coding=coding).save(tmp_path / "p.kmz")
+    status, out, _ = run(capsys, "info", tmp_path / "p.kmz", "--json")
+    info = json.loads(out)
+    assert status == 0 and list(info) == documented
+    assert (info["coding"], info["channels"]) == (coding, "RGBA" if alpha else "RGB")
+    # As docs/info.md says: the file's parts add up to its length, whatever the coding.
+    assert info["overhead_bytes"] + info["palette_bytes"] + info["index_bytes"] == info["file_bytes"]
+
+
 def test_an_existing_output_is_kept_without_force(capsys, graphic, tmp_path):
     out_path = tmp_path / "g.kmz"
     out_path.write_bytes(b"keep me")
@@ -234,6 +249,9 @@ def test_bad_usage_is_one_line_and_status_2(capsys, argv, message):
     (["encode", "x.png", "-o", ""], "argument -o/--output: '' is not a file (see 'kmz encode --help')"),
     (["decode", "x.kmz", "-o", ""], "argument -o/--output: '' is not a file (see 'kmz decode --help')"),
     (["encode", "x.png", "--bogus"], "unrecognized arguments: --bogus (see 'kmz encode --help')"),
+    (["encode", "x.png", "--strict"], "--strict needs a target: --psnr or --max-bytes (see 'kmz encode --help')"),
+    (["batch", "x.png", "-o", "out", "--strict"],
+     "--strict needs a target: --psnr or --max-bytes (see 'kmz batch --help')"),
     (["sweep", "x.png", "--bogus", "1"], "unrecognized arguments: --bogus 1 (see 'kmz sweep --help')"),
     (["sweep", "x.png", "-o", ""], "argument -o/--output-dir: an empty path names nothing (see 'kmz sweep --help')"),
     (["batch", "x.png", "-o", ""], "argument -o/--output: an empty path names nothing (see 'kmz batch --help')"),

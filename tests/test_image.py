@@ -258,6 +258,23 @@ def test_misuse_of_the_other_public_functions(call, message):
         call()
 
 
+@pytest.mark.parametrize("call, message", [
+    # An int is not taken for a file descriptor, nor bytes for a path.
+    (lambda: kmz.open(123), "kmz.open takes a path or a binary file object, not int"),
+    (lambda: kmz.open(None), "kmz.open takes a path or a binary file object, not NoneType"),
+    (lambda: kmz.open(b"\x8bKMZ\r\n\x1a\n"),
+     "kmz.open takes a path or a binary file object, not bytes (kmz.frombytes decodes a file's bytes)"),
+    (lambda: kmz.open(io.StringIO("x")),
+     "kmz.open takes a path or a binary file object, not a text file object (open it with 'rb')"),
+    (lambda: kmz.frombytes("photo.kmz"), "kmz.frombytes takes the bytes of a .kmz file, not str (kmz.open reads a path)"),
+    (lambda: kmz.frombytes(123), "kmz.frombytes takes the bytes of a .kmz file, not int"),
+])
+def test_an_argument_of_the_wrong_type_is_a_type_error_naming_what_is_taken(call, message):
+    with pytest.raises(TypeError) as caught:
+        call()
+    assert str(caught.value) == message
+
+
 def test_documented_exception_types_are_what_is_raised(tmp_path):
     # TargetError (strict), OutputExistsError (force=False), WriteError (unknown suffix),
     # ImageReadError (not an image), FormatError subclasses (bad bytes), OutOfMemoryError.

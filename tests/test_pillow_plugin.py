@@ -1,4 +1,4 @@
-"""The Pillow plugin, through Pillow's public API only."""
+"""The Pillow plugin, through Pillow's public API only (and one of the plugin's constants)."""
 
 import io
 import zlib
@@ -8,6 +8,7 @@ import pytest
 from PIL import Image, UnidentifiedImageError
 
 import kmz
+from kmz import pillow_plugin
 
 
 def picture(width=24, height=16, seed=0):
@@ -27,15 +28,56 @@ def test_kmz_is_a_registered_extension():
     assert Image.MIME["KMZ"] == "image/x-kmz"
 
 
-def test_open_reads_the_header_only(kmz_file):
+def test_open_reads_the_header_and_palette_only(kmz_file):
     with kmz_file.open("rb") as f, Image.open(f) as im:
         assert (im.format, im.mode, im.size, im.info["k"]) == ("KMZ", "P", (24, 16), 8)
-        assert f.tell() == 24  # the header's 24 bytes; the palette and pixels wait for load()
+        assert f.tell() == 24 + 3 * 8  # the header and the palette; the pixels wait for load()
+
+
+@pytest.mark.parametrize("alpha", [False, True], ids=["rgb", "rgba"])
+@pytest.mark.parametrize("coding", ["raw", "ctx", "mix"])
+def test_the_palette_is_there_at_open_before_load(tmp_path, coding, alpha):
+    pixels = np.asarray(picture(64, 48, seed=3).convert("RGBA")).copy()
+    if alpha:
+        pixels[::3, :, 3] = 0
+        pixels[1::3, :, 3] = 128
+    path = tmp_path / "x.kmz"
+    kmz.encode(pixels, k=16, coding=coding).save(path)
+    expected = kmz.open(path)
+    assert expected.channels == (4 if alpha else 3)
+    with path.open("rb") as f, Image.open(f) as im:
+        assert im.palette is not None
+        assert im.palette.mode == ("RGBA" if alpha else "RGB")
+        assert im.palette.tobytes() == expected.palette.tobytes()
+        assert f.tell() < path.stat().st_size  # the pixels are not read yet
+        im.load()
+        assert im.palette.tobytes() == expected.palette.tobytes()
+        assert np.array_equal(np.asarray(im.convert("RGBA")), expected.to_pil().convert("RGBA"))
+
+
+def test_a_mix_palette_longer_than_the_first_read_is_read_on(tmp_path, monkeypatch):
+    path = tmp_path / "x.kmz"
+    picture(64, 48).save(path, k=64, coding="mix")
+    monkeypatch.setattr(pillow_plugin, "_MIX_PALETTE_MARGIN", 1 - 3 * 64)  # a first read of 1 byte
+    with Image.open(path) as im:
+        assert im.palette.tobytes() == kmz.open(path).palette.tobytes()
+
+
+@pytest.mark.parametrize("coding", ["raw", "ctx", "mix"])
+def test_a_file_cut_inside_its_palette_opens_without_one_and_fails_on_load(tmp_path, coding):
+    path = tmp_path / "x.kmz"
+    picture().save(path, k=64, coding=coding)
+    with Image.open(io.BytesIO(path.read_bytes()[:24 + 40])) as im:
+        assert im.palette is None
+        # A mix file's length is not fixed by its header: its damage shows at the checksum.
+        damage = "checksum mismatch" if coding == "mix" else "truncated: file is 64 bytes"
+        with pytest.raises(kmz.DamagedImageError, match=rf"^damaged \.kmz file: {damage}"):
+            im.load()
 
 
 def test_open_of_a_file_cut_after_its_header_fails_only_on_load(kmz_file):
     with Image.open(io.BytesIO(kmz_file.read_bytes()[:24])) as im:
-        assert im.size == (24, 16)
+        assert im.size == (24, 16) and im.palette is None
         with pytest.raises(OSError, match=r"^damaged \.kmz file: truncated: file is 24 bytes"):
             im.load()
 

@@ -148,6 +148,31 @@ def test_cli_sweep_prints_the_input_notes_as_encode_does(capsys, tmp_path):
     assert capsys.readouterr().err == note
 
 
+def test_cli_sweep_of_one_k_says_one_k_value(capsys, png, tmp_path):
+    assert cli.main(["sweep", str(png), "-k", "4", "-o", str(tmp_path), "-q"]) == 0
+    assert f"{tmp_path / 'pic-sweep-sheet.png'}: contact sheet, the original and 1 K value\n" in capsys.readouterr().out
+
+
+def test_cli_sweep_interrupted_leaves_no_output_folder(capsys, monkeypatch, png, tmp_path):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "sweep", interrupted)  # Ctrl-C while encoding
+    out_dir = tmp_path / "new" / "dir"
+    assert cli.main(["sweep", str(png), "-k", "2", "-o", str(out_dir)]) == 130
+    assert capsys.readouterr() == ("", "kmz: interrupted\n")
+    assert not (tmp_path / "new").exists()
+
+
+def test_cli_sweep_that_fails_leaves_no_output_folder(capsys, tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    out_dir = tmp_path / "new"
+    assert cli.main(["sweep", str(text), "-k", "2", "-o", str(out_dir)]) == 1
+    assert capsys.readouterr().err == f"kmz: error: {text}: not an image Pillow can read\n"
+    assert not out_dir.exists()
+
+
 def test_cli_sweep_rejects_a_bad_k_list(capsys, png):
     assert cli.main(["sweep", str(png), "--k", "2,0"]) == 2
     assert "K must be between 1 and 65536, not 0" in capsys.readouterr().err
