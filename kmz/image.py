@@ -289,6 +289,8 @@ def encode(image, k=None, seed=0, psnr=None, max_bytes=None, strict=False, progr
         max_bytes = checks.whole("max_bytes", max_bytes, 1)
     if psnr is not None and max_bytes is not None:
         raise ValueError("give one quality target: psnr or max_bytes, not both")
+    if strict and psnr is None and max_bytes is None:
+        raise ValueError("strict needs a quality target: psnr or max_bytes")
     if space not in SPACES:
         raise ValueError(f"space must be one of {', '.join(SPACES)}, not {space!r}")
     fmt.coding_id(coding)  # an unknown coding is refused now, with or without k

@@ -219,6 +219,7 @@ def test_misuse_is_a_value_error_naming_the_argument(kwargs, message, monkeypatc
     ({"max_pixels": 0}, "max_pixels must be a finite number greater than 0, not 0"),
     ({"background": "nocolour"}, "unknown colour 'nocolour' (a name such as white, or #rrggbb)"),
     ({"background": "#ff000080"}, "a background must be opaque, not '#ff000080' (alpha 128)"),
+    ({"strict": True}, "strict needs a quality target: psnr or max_bytes"),
 ])
 @pytest.mark.parametrize("given", ["path", "PIL image", "array"])
 def test_misuse_is_a_value_error_whatever_the_image_is_given_as(kwargs, message, given):
