@@ -465,7 +465,7 @@ def _batch(args):
     )
     print(summary)
     if summary.failed:
-        total = summary.done + summary.failed
+        total = summary.done + summary.found + summary.failed
         raise KmzError(f"{summary.failed:,} of {total:,} files tried failed (see {summary.manifest})")
 
 

@@ -445,6 +445,19 @@ def test_a_found_output_of_other_options_is_not_trusted(tmp_path):
     assert kmz.open(tmp_path / "dst/a.kmz").k == K
 
 
+def test_cli_counts_found_outputs_among_the_files_tried(tmp_path, capsys):
+    for name in ["a.png", "b.png"]:
+        make_image(tmp_path / "src" / name, seed=len(name))
+    command = ["batch", str(tmp_path / "src"), "-o", str(tmp_path / "dst"), "-k", str(K), "-q"]
+    assert main([*command, "--manifest", str(tmp_path / "one.jsonl")]) == 0
+    (tmp_path / "dst/b.kmz").write_bytes(b"someone else's")
+    capsys.readouterr()
+    assert main([*command, "--manifest", str(tmp_path / "two.jsonl")]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("kmz batch: 0 done, 1 found already written (checked), 0 skipped (output exists), 1 failed")
+    assert err == f"kmz: error: 1 of 2 files tried failed (see {tmp_path}/two.jsonl)\n"
+
+
 def test_decoding_next_to_the_sources_never_replaces_the_originals(tmp_path):
     """kmz batch --decode ph -o ph: ph/a.png is the photo that ph/a.kmz was made from."""
     original = make_image(tmp_path / "ph/a.png")
