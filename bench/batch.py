@@ -16,7 +16,6 @@ import logging
 import resource
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,9 +24,9 @@ import numpy as np
 from PIL import Image
 from threadpoolctl import threadpool_limits
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import common
 
+common.use_this_clone()
 from kmz import batch  # noqa: E402
 
 
@@ -66,15 +65,13 @@ def sleep_convert(source, target, job):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus",
-                        help="folder of image sets (default: shared/corpus beside the project folder)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("-k", type=int, default=64)
-    parser.add_argument("--tiny", type=int, default=200, help="how many 8x8 images")
+    common.add_corpus(parser)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, medians quoted (default: 3)")
+    parser.add_argument("-k", "--k", type=int, default=64,
+                        help="palette size of the encodes (default: 64; one K, as for kmz batch)")
+    parser.add_argument("--tiny", type=int, default=200, help="how many 8x8 images (default: 200)")
     args = parser.parse_args()
-    images = sorted((args.corpus / "kodak").glob("*.png")) + sorted((args.corpus / "photos").glob("*.png"))
-    if not images:
-        sys.exit(f"no corpus at {args.corpus}: pass --corpus")
+    images = common.pngs(args.corpus, "kodak") + common.pngs(args.corpus, "photos")
     job = batch.Job(k=args.k)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,14 +88,18 @@ def main():
         configs = {"1 worker": {"workers": 1}, "2 workers": {"workers": 2}}
         cluster = None
         try:
+            import dask
             import distributed
 
+            # The scheduler's and the workers' scratch space and lock files in this run's
+            # folder, not left in /tmp (local_directory= would reach the workers only).
+            dask.config.set({"temporary-directory": str(tmp / "dask")})
             cluster = distributed.LocalCluster(
                 n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
             )
             configs["Dask, 2 workers"] = {"scheduler": cluster.scheduler_address}
         except ImportError:
-            print("(distributed is not installed: no Dask row)", file=sys.stderr)
+            common.missing("distributed", "no Dask row", "pip install -e .[dask]")
 
         photo_times = {name: [] for name in configs}
         tiny_times = {name: [] for name in ["in-process loop", *configs]}

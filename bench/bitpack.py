@@ -10,14 +10,14 @@ width, for comparison. The machine may be shared: rerun, and trust medians, not 
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from bitarray import bitarray
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common
+
+common.use_this_clone()
 from kmz.bitpack import MAX_BITS, pack, unpack  # noqa: E402
 
 TARGET = 300  # MB/s, both directions
@@ -66,8 +66,8 @@ def bitarray_speed(count, bits, rng):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=12_000_000, help="indices per run")
-    parser.add_argument("--runs", type=int, default=7, help="runs per width (median)")
+    parser.add_argument("--count", type=int, default=12_000_000, help="indices per run (default: 12,000,000)")
+    parser.add_argument("--runs", type=int, default=7, help="runs per width, the median quoted (default: 7)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(2)
     print(f"{args.count:,} uint16 indices, median of {args.runs} runs, MB/s at one byte per index\n")

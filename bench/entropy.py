@@ -1,11 +1,12 @@
 """Index coding benchmark: kmz's codings against WebP and JPEG XL lossless, pngquant, PNG-8 and lzma.
 
     pip install -e .[bench]   # imagecodecs, for the WebP-LL and JXL-LL rows
-    python bench/entropy.py [--corpus DIR] [--k 16 64 256] [--sets photos screenshots] [--cache FILE]
+    python bench/entropy.py [--corpus DIR] [-k 16 64 256] [--sets photos-all screenshots-all] [--cache FILE]
 
-Sets (issue 14): "photos" is the corpus's kodak/ and photos/, "screenshots" its screens/
-and waterloo's graphics (clegg, frymire, serrano, circles, text); any other name given
-to --sets is a corpus folder, all of it. Images keep their transparency, as kmz does.
+Sets: a corpus folder (kodak, photos, screens, waterloo, ...), all of it, or one of the
+two sets of issue 14, the default: "photos-all", the corpus's kodak/ and photos/, and
+"screenshots-all", its screens/ and waterloo's graphics (clegg, frymire, serrano,
+circles, text). Images keep their transparency, as kmz does.
 
 For every set and K, one Markdown table with one row per method: bits per pixel (all
 bytes of all files over all pixels); the mean per-image size relative to pngquant's
@@ -50,7 +51,6 @@ import io as _io
 import json
 import lzma
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -62,9 +62,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import common
 
+common.use_this_clone()
 import kmz  # noqa: E402
 from kmz import format as fmt  # noqa: E402
 from kmz.image import psnr  # noqa: E402
@@ -76,10 +76,11 @@ except ImportError:
     imagecodecs = None
 
 REPEATS = 3
-# The sets of issue 14: corpus folder -> the stems taken from it (None: all).
+# The sets of issue 14: corpus folder -> the stems taken from it (None: all). Their
+# names are no folder's, so that every folder can be chosen alone too.
 SETS = {
-    "photos": {"kodak": None, "photos": None},
-    "screenshots": {"screens": None, "waterloo": ("clegg", "frymire", "serrano", "circles", "text")},
+    "photos-all": {"kodak": None, "photos": None},
+    "screenshots-all": {"screens": None, "waterloo": ("clegg", "frymire", "serrano", "circles", "text")},
 }
 ISSUE6_RATIO = 0.8  # kmz ctx vs pngquant, mean per image
 ISSUE6_ENCODE, ISSUE6_DECODE = 10.0, 20.0  # MP/s, the coding stage
@@ -211,9 +212,9 @@ def measure_pngquant(path, pixels, k, folder):
 
 
 def set_paths(corpus, name):
-    """The images of a set: one of SETS, or else a corpus folder."""
+    """The images of a set: one of SETS, or else a corpus folder; stops when a folder has none."""
     folders = SETS.get(name, {name: None})
-    return [path for folder, stems in folders.items() for path in sorted((corpus / folder).glob("*.png"))
+    return [path for folder, stems in folders.items() for path in common.pngs(corpus, folder)
             if stems is None or path.stem in stems]
 
 
@@ -377,33 +378,28 @@ def summarize_issue14(runs):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
-    parser.add_argument("--k", type=int, nargs="+", default=[16, 64, 256])
-    parser.add_argument("--sets", nargs="+", default=list(SETS))
+    common.add_corpus(parser)
+    common.add_k(parser, [16, 64, 256])
+    common.add_list(parser, "--sets", default=list(SETS), metavar="SET",
+                    help=f"space-separated: {' and '.join(SETS)} (issue 14's, the default) or corpus folders")
     parser.add_argument("--cache", type=Path, help="a JSON file keeping WebP-LL's and JXL-LL's figures")
     args = parser.parse_args(argv)
+    paths = {set_name: set_paths(args.corpus, set_name) for set_name in args.sets}
     methods = [*KMZ_ROWS, *LOSSLESS, LZMA, PNG8]
     if imagecodecs is None:
-        print(f"imagecodecs is not installed: the {WEBP} and {JXL} rows are left out (pip install imagecodecs)",
-              file=sys.stderr)
-    if shutil.which("pngquant"):
+        common.missing("imagecodecs", f"the {WEBP} and {JXL} rows are left out", "pip install -e .[bench]")
+    if common.find_pngquant():
         methods.append(PNGQUANT)
-    else:
-        print("pngquant is not installed: its rows are left out (apt-get install pngquant)", file=sys.stderr)
     cache = json.loads(args.cache.read_text()) if args.cache and args.cache.exists() else {}
     runs = {}
     with tempfile.TemporaryDirectory() as folder:
         for k in args.k:
             for set_name in args.sets:
-                paths = set_paths(args.corpus, set_name)
-                if not paths:
-                    print(f"{set_name}: no images in {args.corpus}, skipped\n")
-                    continue
-                runs[set_name, k] = bench_set(paths, k, methods, folder, cache)
+                runs[set_name, k] = bench_set(paths[set_name], k, methods, folder, cache)
                 print(table(set_name, k, *runs[set_name, k]), flush=True)
                 if args.cache:
                     args.cache.write_text(json.dumps(cache))
-    set_names = list(dict.fromkeys(set_name for set_name, _ in runs))
+    set_names = list(dict.fromkeys(args.sets))
     if PNGQUANT in methods:
         print(summarize_issue6(runs, set_names))
     if imagecodecs is not None:

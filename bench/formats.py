@@ -1,6 +1,6 @@
 """kmz against the formats a user would otherwise pick: file size at a given quality.
 
-    python bench/formats.py [--corpus DIR] [--k 64 256] [--sets kodak photos screens waterloo]
+    python bench/formats.py [--corpus DIR] [-k 64 256] [--sets kodak photos screens waterloo]
 
 For every set of the corpus and every K, one Markdown table: mean bits per pixel of
 each format and its mean per-image size relative to kmz ctx's file; its title gives
@@ -15,7 +15,8 @@ as kmz reads them: transparency composited onto white).
   libwebp lossless at Pillow's defaults, quality 80 and method 4, as cwebp -lossless).
 - JPEG at kmz's PSNR: the smallest file (quality searched, 4:2:0 and 4:4:4 chroma
   both tried) whose PSNR reaches that of kmz at K for the same image; images where
-  even quality 100 does not reach it are counted, and left out of JPEG's mean.
+  even quality 100 does not reach it are counted, and left out of JPEG's mean ("-" when
+  that is every image).
 
 Prints Markdown; takes a few minutes for the four sets.
 """
@@ -24,14 +25,12 @@ import argparse
 import io
 import math
 import statistics
-import sys
-from pathlib import Path
 
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import common
 
+common.use_this_clone()
 import kmz  # noqa: E402
 from kmz.image import psnr  # noqa: E402
 from kmz.io import read_image  # noqa: E402
@@ -97,6 +96,9 @@ def table(set_name, k, rows, errors):
     ]
     for name in formats:
         kept = [(n, sizes) for n, sizes in rows if sizes[name] is not None]
+        if not kept:
+            lines.append(f"| {name} (all {len(rows)} never reach kmz's PSNR) | - | - |")
+            continue
         bits = 8 * sum(sizes[name] for _, sizes in kept) / sum(n for n, _ in kept)
         ratio = statistics.mean(sizes[name] / sizes["kmz ctx"] for _, sizes in kept)
         missed = len(rows) - len(kept)
@@ -107,18 +109,14 @@ def table(set_name, k, rows, errors):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus",
-                        help="folder of image sets (default: shared/corpus beside the project folder)")
-    parser.add_argument("--k", type=int, nargs="+", default=[64, 256])
-    parser.add_argument("--sets", nargs="+", default=["kodak", "photos", "screens", "waterloo"])
+    common.add_corpus(parser)
+    common.add_k(parser, [64, 256])
+    common.add_list(parser, "--sets", default=["kodak", "photos", "screens", "waterloo"], metavar="SET",
+                    help="corpus folders, space-separated (default: kodak photos screens waterloo)")
     args = parser.parse_args()
-    if not args.corpus.is_dir():
-        sys.exit(f"no corpus at {args.corpus}: pass --corpus")
+    paths = {set_name: common.pngs(args.corpus, set_name) for set_name in args.sets}
     for set_name in args.sets:
-        images = [read_image(path) for path in sorted((args.corpus / set_name).glob("*.png"))]
-        if not images:
-            print(f"{args.corpus / set_name}: no images, skipped\n")
-            continue
+        images = [read_image(path) for path in paths[set_name]]
         for k in args.k:
             errors, rows = [], []
             for image in images:

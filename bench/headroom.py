@@ -1,7 +1,7 @@
 """How much better than kmz can any palette of K colours do? Prints a Markdown table.
 
     python bench/headroom.py                      # photos at K=16, about 15 minutes
-    python bench/headroom.py --sets kodak -k 256 --swaps 100
+    python bench/headroom.py --sets kodak -k 256 --swaps 100      # one table per K
 
 For nearest-colour mapping, PSNR is a function of the squared error, and the
 palette that minimises that error is the global optimum of weighted k-means on
@@ -14,25 +14,21 @@ harder from it, with two methods kmz does not use:
   keep the result when the error fell; --swaps times.
 
 Each column is the PSNR gain over libimagequant at speed 1 (when the imagequant
-package is installed) or else the PSNR itself. If neither search gets far above
-kmz, no quantizer can: that is the ceiling for a goal stated against liq.
+package is installed and K <= 256) or else the PSNR itself. If neither search gets
+far above kmz, no quantizer can: that is the ceiling for a goal stated against liq.
 """
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 from sklearn.cluster import KMeans
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+import common
+from quantizers import PALETTE_MAX, lib, liq, load  # first: it imports this clone's kmz
 
-from quantizers import liq, load, lib  # noqa: E402
-
-from kmz.image import psnr  # noqa: E402
-from kmz.quantize import _Histogram, nearest, quantize  # noqa: E402
+from kmz.image import psnr
+from kmz.quantize import _Histogram, nearest, quantize
 
 
 def squared_errors(colours, centres):
@@ -71,41 +67,50 @@ def mapped_psnr(pixels, histogram, centres):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
-    parser.add_argument("--sets", default="photos", help="corpus folders (default: photos)")
-    parser.add_argument("-k", type=int, default=16, help="palette size (default: 16)")
+    common.add_corpus(parser)
+    common.add_list(parser, "--sets", default=["photos"], metavar="SET",
+                    help="corpus folders, space-separated (default: photos)")
+    common.add_k(parser, [16])
     parser.add_argument("--inits", type=int, default=30, help="scikit-learn starts (default: 30)")
     parser.add_argument("--swaps", type=int, default=200, help="random swaps (default: 200)")
     args = parser.parse_args()
-    if not args.corpus.is_dir():
-        sys.exit(f"no corpus at {args.corpus}: pass --corpus")
+    paths = [(name, path) for name in args.sets for path in common.pngs(args.corpus, name)]
     if lib is None:
-        print("imagequant is not installed (pip install -e .[bench]): PSNR shown, not gains over liq\n")
-    print(f"K = {args.k}; dB {'over libimagequant speed 1' if lib is not None else 'PSNR'}\n")
-    print(f"| set | image | distinct colours | kmz | sklearn best of {args.inits} | random swap x{args.swaps} |")
+        common.missing("imagequant", "PSNR shown, not gains over liq", "pip install -e .[bench]")
+    images = [(name, path, image, _Histogram(image.reshape(-1, 3)))
+              for (name, path), image in zip(paths, load(path for _, path in paths))]
+    for number, k in enumerate(args.k):
+        # kmz is lossless on images of no more than K colours: nothing to search there.
+        above = [row for row in images if len(row[3].colours) > k]
+        if not above:
+            sys.exit(f"no images above {k} colours in {' '.join(args.sets)}")
+        print("\n" * (number > 0), end="")
+        table(above, k, args.inits, args.swaps)
+
+
+def table(images, k, inits, swaps):
+    gains = lib is not None and k <= PALETTE_MAX
+    print(f"K = {k}; dB {'over libimagequant speed 1' if gains else 'PSNR'}\n")
+    print(f"| set | image | distinct colours | kmz | sklearn best of {inits} | random swap x{swaps} |")
     print("|---|---|---:|---:|---:|---:|")
-    number = "{:+.3f}" if lib is not None else "{:.3f}"
+    number = "{:+.3f}" if gains else "{:.3f}"
     columns = []
-    for name in args.sets.split(","):
-        paths = sorted((args.corpus / name).glob("*.png"))
-        for path, image in zip(paths, load(args.corpus / name)):
-            pixels = image.reshape(-1, 3)
-            histogram = _Histogram(pixels)
-            if len(histogram.colours) <= args.k:  # kmz is lossless there
-                continue
-            base = 0.0
-            if lib is not None:
-                palette, indices, _ = liq(1)(image, args.k, 0)
-                base = psnr(image, palette[indices])
-            q = quantize(pixels, args.k)
-            colours, weights = histogram.colours.astype(np.float64), histogram.counts.astype(np.float64)
-            km = KMeans(args.k, n_init=args.inits, random_state=0).fit(colours, sample_weight=weights)
-            swapped = random_swap(colours, weights, q.palette, args.swaps, np.random.default_rng(0))
-            row = [psnr(pixels, q.palette[q.labels]), mapped_psnr(pixels, histogram, km.cluster_centers_),
-                   mapped_psnr(pixels, histogram, swapped)]
-            row = [value - base for value in row]
-            columns.append(row)
-            print(f"| {name} | {path.name} | {len(colours)} | " + " | ".join(number.format(v) for v in row) + " |", flush=True)
+    for name, path, image, histogram in images:
+        pixels = image.reshape(-1, 3)
+        base = 0.0
+        if gains:
+            palette, indices, _ = liq(1)(image, k, 0)
+            base = psnr(image, palette[indices])
+        q = quantize(pixels, k)
+        colours, weights = histogram.colours.astype(np.float64), histogram.counts.astype(np.float64)
+        km = KMeans(k, n_init=inits, random_state=0).fit(colours, sample_weight=weights)
+        swapped = random_swap(colours, weights, q.palette, swaps, np.random.default_rng(0))
+        row = [psnr(pixels, q.palette[q.labels]), mapped_psnr(pixels, histogram, km.cluster_centers_),
+               mapped_psnr(pixels, histogram, swapped)]
+        row = [value - base for value in row]
+        columns.append(row)
+        print(f"| {name} | {path.name} | {len(colours)} | " + " | ".join(number.format(v) for v in row) + " |",
+              flush=True)
     means = np.mean(columns, axis=0)
     print("| **mean** | | | " + " | ".join(f"**{number.format(v)}**" for v in means) + " |")
 

@@ -1,12 +1,15 @@
 """Peak memory and time of the command line against the library it wraps, as a
 Markdown table: encode (K = 256) and decode of a 24-megapixel image.
 
-    python bench/memory.py [IMAGE]   # default: wiki-001.png of the corpus, tiled to 6000 x 4000
+    python bench/memory.py [IMAGE] [--corpus DIR]   # about 10 seconds
 
-Each row runs in a fresh process, so that the peaks (ru_maxrss: the resident set at
-its largest, interpreter and libraries included) do not mix. The library rows do what
-the command does, through the API: kmz.encode + tobytes + a write, and kmz.open + save.
-The last column is the command's peak over the library's; the CLI promises at most 1.25.
+IMAGE defaults to the corpus's photos/wiki-001.png, tiled to 6000 x 4000 (24 MP).
+
+Each row runs in a fresh process, which reports its own peak (VmHWM: the resident set
+at its largest, interpreter and libraries included; common.peak_bytes), so that the
+rows' peaks do not mix, nor take this process's. The library rows do what the command
+does, through the API: kmz.encode + tobytes + a write, and kmz.open + save. The last
+column is the command's peak over the library's.
 """
 
 import argparse
@@ -17,22 +20,22 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a clone, installed or not
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
-CORPUS = ROOT.parent / "shared" / "corpus" / "photos" / "wiki-001.png"
+import common
+
+SOURCE = Path("photos") / "wiki-001.png"  # in the corpus
 SIZE = (6000, 4000)
 K = 256
 
-# Each script prints its own peak (KiB on Linux) and CPU seconds as its last line.
+# Each script prints its own peak (bytes) and CPU seconds as its last line.
 MEASURED = """
-import resource, sys, time
+import sys, time
+from common import peak_bytes
 start = time.process_time()
 {body}
-usage = resource.getrusage(resource.RUSAGE_SELF)
-print(usage.ru_maxrss, time.process_time() - start, file=sys.stderr)
+print(peak_bytes(), time.process_time() - start, file=sys.stderr)
 """
 LIBRARY_ENCODE = """
 import kmz
@@ -70,19 +73,22 @@ def tiled(source, folder):
 def measure(body, *args):
     """(peak MiB, CPU s, wall s) of a fresh Python running body with sys.argv[1:] = args."""
     start = time.perf_counter()
+    path = os.pathsep.join(map(str, [common.ROOT, common.ROOT / "bench"]))  # this clone's kmz; common
     done = subprocess.run([sys.executable, "-c", MEASURED.format(body=body), *map(str, args)],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path})
     wall = time.perf_counter() - start
     if done.returncode:
         raise SystemExit(done.stderr)
-    peak_kib, cpu = done.stderr.split()[-2:]
-    return int(peak_kib) / 1024, float(cpu), wall
+    peak, cpu = done.stderr.split()[-2:]
+    return int(peak) / 2**20, float(cpu), wall
 
 
-def main(path=None):
+def main(path, corpus):
+    if path is None and not (corpus / SOURCE).is_file():
+        sys.exit(f"no corpus at {corpus} (no {SOURCE} there): pass --corpus, or an IMAGE")
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        path = Path(path) if path else tiled(CORPUS, folder)
+        path = Path(path) if path else tiled(corpus / SOURCE, folder)
         width, height = Image.open(path).size
         print(f"{path.name}: {width} x {height} = {width * height / 1e6:.1f} MP, K = {K}\n")
         base = measure(IMPORT_ONLY)
@@ -102,5 +108,9 @@ def main(path=None):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("image", nargs="?", help="default: wiki-001.png of the corpus, tiled to 6000 x 4000")
-    main(parser.parse_args().image)
+    parser.add_argument("image", nargs="?",
+                        help="the image (default: the corpus's photos/wiki-001.png, tiled to 6000 x 4000)")
+    common.add_corpus(parser)
+    args = parser.parse_args()
+    common.use_this_clone()  # the children import kmz as this process would
+    main(args.image, args.corpus)

@@ -6,7 +6,9 @@
 Every method runs on every image in the same process, interleaved, so machine load
 hits them alike; times are medians per image and ratios are medians of per-image
 ratios. No dithering anywhere. Quality is RGB PSNR over all channels of the
-quantized image, and mean Oklab distance (delta E OK, x100) to the original.
+quantized image (99 dB when exact), and mean Oklab distance (delta E OK, x100) to the
+original. An image of no more than K colours gets those colours from the k-means
+methods; libimagequant and Pillow are left out above K = 256.
 kmz's kernels are compiled at install time: there is nothing to warm up.
 """
 
@@ -16,15 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from sklearn.cluster import KMeans
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import common
 
+common.use_this_clone()
 from kmz.colour import SCALE, srgb_to_oklab  # noqa: E402
 from kmz.image import psnr  # noqa: E402
 from kmz.quantize import _Histogram, nearest, quantize  # noqa: E402
@@ -33,6 +34,9 @@ try:
     from imagequant._libimagequant import ffi, lib
 except ImportError:
     lib = None
+
+# libimagequant's and Pillow's palettes hold at most 256 entries.
+PALETTE_MAX = 256
 
 
 def liq(speed):
@@ -80,9 +84,20 @@ def pillow(method):
     return run
 
 
+def exact(histogram):
+    """(palette, labels) of an image with no more than K distinct colours: those colours,
+    which k-means could not give (it wants at least K points)."""
+    return histogram.colours, histogram.pixel_labels(np.arange(len(histogram.colours)))
+
+
 def tutorial(image, k, seed):
     """The textbook approach: k-means on every pixel, centres truncated to bytes."""
     start = time.perf_counter()
+    histogram = _Histogram(image.reshape(-1, 3))
+    if len(histogram.colours) <= k:
+        palette, labels = exact(histogram)
+        return palette, labels.reshape(image.shape[:2]), time.perf_counter() - start
+    start = time.perf_counter()  # the textbook approach itself counts no colours
     km = KMeans(n_clusters=k, random_state=seed).fit(image.reshape(-1, 3).astype(np.float64))
     seconds = time.perf_counter() - start
     return km.cluster_centers_.astype(np.uint8), km.labels_.reshape(image.shape[:2]), seconds
@@ -92,10 +107,13 @@ def weighted_sklearn(image, k, seed):
     """k-means on the distinct colours weighted by their counts, centres rounded."""
     start = time.perf_counter()
     histogram = _Histogram(image.reshape(-1, 3))
-    km = KMeans(n_clusters=k, n_init=1, random_state=seed)
-    km.fit(histogram.colours.astype(np.float64), sample_weight=histogram.counts)
-    palette = np.clip(np.rint(km.cluster_centers_), 0, 255).astype(np.uint8)
-    labels = histogram.pixel_labels(nearest(histogram.colours.astype(np.float32), palette))
+    if len(histogram.colours) <= k:
+        palette, labels = exact(histogram)
+    else:
+        km = KMeans(n_clusters=k, n_init=1, random_state=seed)
+        km.fit(histogram.colours.astype(np.float64), sample_weight=histogram.counts)
+        palette = np.clip(np.rint(km.cluster_centers_), 0, 255).astype(np.uint8)
+        labels = histogram.pixel_labels(nearest(histogram.colours.astype(np.float32), palette))
     seconds = time.perf_counter() - start
     return palette, labels.reshape(image.shape[:2]), seconds
 
@@ -108,6 +126,11 @@ def kmz_method(space):
         return q.palette, q.labels.reshape(image.shape[:2]), seconds
 
     return run
+
+
+def capped_psnr(image, quantized):
+    """PSNR, 99 dB for an exact result (inf otherwise), so that means stay finite."""
+    return min(psnr(image, quantized), 99.0)
 
 
 def delta_e(image, quantized):
@@ -132,9 +155,9 @@ def methods(args):
     return table
 
 
-def load(folder):
+def load(paths):
     images = []
-    for path in sorted(folder.glob("*.png")):
+    for path in paths:
         with Image.open(path) as image:
             images.append(np.asarray(image.convert("RGB")))
     return images
@@ -146,10 +169,12 @@ def run_set(name, images, k, table):
         for method, run in table.items():
             if method.startswith("tutorial") and k > 64 and name != "kodak":
                 continue  # minutes per image; the Kodak rows already tell the story
+            if k > PALETTE_MAX and method.startswith(("libimagequant", "Pillow")):
+                continue
             palette, indices, seconds = run(image, k, 0)
             quantized = palette[indices]
             rows[method]["s"].append(seconds)
-            rows[method]["psnr"].append(psnr(image, quantized))
+            rows[method]["psnr"].append(capped_psnr(image, quantized))
             rows[method]["de"].append(delta_e(image, quantized))
     return rows
 
@@ -187,23 +212,23 @@ def upscale(image, megapixels):
 
 
 def peak_memory(image, k):
-    """Peak resident memory (VmHWM: ru_maxrss would include this parent's memory,
-    kept across fork and exec) of a fresh process that loads the image and quantizes it."""
+    """Peak resident memory (common.peak_bytes) of a fresh process that loads the image
+    and quantizes it: before quantizing, and in all."""
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "pixels.npy")
         np.save(path, image)
         code = (
             "import sys, numpy as np\n"
-            f"sys.path.insert(0, {str(ROOT)!r})\n"
+            f"sys.path[:0] = [{str(common.ROOT)!r}, {str(common.ROOT / 'bench')!r}]\n"
+            "from common import peak_bytes\n"
             "from kmz.quantize import quantize\n"
             f"pixels = np.load({path!r}).reshape(-1, 3)\n"
-            "peak = lambda: [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
-            "before = peak()\n"
+            "before = peak_bytes()\n"
             f"quantize(pixels, {k})\n"
-            "print(before, peak())\n"
+            "print(before, peak_bytes())\n"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        before, after = (int(v) * 1024 for v in out.stdout.split())  # VmHWM is in kB
+        before, after = map(int, out.stdout.split())
         return before, after
 
 
@@ -255,28 +280,27 @@ load_cache = {}
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
-    parser.add_argument("--sets", default="kodak,photos", help="corpus folders (default: kodak,photos)")
-    parser.add_argument("-k", default="16,64,256", help="palette sizes (default: 16,64,256)")
+    common.add_corpus(parser)
+    common.add_list(parser, "--sets", default=["kodak", "photos"], metavar="SET",
+                    help="corpus folders, space-separated (default: kodak photos)")
+    common.add_k(parser, [16, 64, 256])
     parser.add_argument("--no-tutorial", action="store_true", help="skip per-pixel k-means (the slowest)")
-    parser.add_argument("--big", default="12,24", help="megapixel sizes for the scale rows ('' for none)")
+    common.add_list(parser, "--big", convert=float, nargs="*", default=[12.0, 24.0], metavar="MP",
+                    help="megapixel sizes of the scale rows, at K = 256 (default: 12 24; none: --big)")
     args = parser.parse_args()
+    paths = {name: common.pngs(args.corpus, name) for name in args.sets}
     if lib is None:
-        print("imagequant is not installed (pip install -e .[bench]): libimagequant rows skipped.\n")
+        common.missing("imagequant", "the libimagequant rows are left out", "pip install -e .[bench]")
     table = methods(args)
     results = {}
-    for name in args.sets.split(","):
-        folder = args.corpus / name
-        if not folder.is_dir():
-            print(f"{folder}: not found, skipped\n")
-            continue
-        load_cache[name] = load(folder)
-        for k in (int(v) for v in args.k.split(",")):
+    for name in args.sets:
+        load_cache[name] = load(paths[name])
+        for k in args.k:
             results[(name, k)] = run_set(name, load_cache[name], k, table)
             print(f"<!-- done {name} K={k} -->", file=sys.stderr, flush=True)
     print(f"Corpus: {args.corpus}; {os.cpu_count()} cores; no dithering.\n")
     print_quality_table(results)
-    sizes = [float(v) for v in args.big.split(",") if v]
+    sizes = args.big
     source = load_cache["photos"][0] if load_cache.get("photos") else None
     if source is not None:
         print_scale_table(results, source, sizes, 256)

@@ -5,15 +5,16 @@ docs/sizes.md.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone, installed or not
+import common
+
+common.use_this_clone()
 import kmz  # noqa: E402
 from kmz import io  # noqa: E402
 from kmz.image import psnr  # noqa: E402
 
-DEFAULT = Path(__file__).resolve().parents[1] / "samples" / "kodim03.png"
+DEFAULT = common.ROOT / "samples" / "kodim03.png"
 
 
 def main(path=DEFAULT):
@@ -35,5 +36,5 @@ def main(path=DEFAULT):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("image", nargs="?", default=DEFAULT, help="default: samples/kodim03.png")
+    parser.add_argument("image", nargs="?", default=DEFAULT, help="the image (default: samples/kodim03.png)")
     main(parser.parse_args().image)

@@ -9,10 +9,11 @@ hits them alike. Rows:
 - `import kmz`, and for reference a process that imports numpy and Pillow and reads
   the image (what any Python tool pays before it does anything);
 - `kmz encode FILE -k 64` against `pngquant 64 FILE`, on every Kodak image (kodak/ of
-  the corpus; --corpus names it; the bundled sample when there is no corpus);
+  the corpus; --corpus names it; the bundled sample, with a note, when there is none);
 - `kmz info` of the file encoded.
-The first kmz process of the run is reported separately: with no JIT, the first run
-after an install costs what every later run costs.
+The `kmz` command is the one beside this Python (its environment's), else the one on
+PATH. The first kmz process of the run is reported separately: with no JIT, the first
+run after an install costs what every later run costs.
 Large K, in process: quantize() at K = 256, 4096 on Kodak images, and K = 65536 on
 70,000 random colours.
 """
@@ -28,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import common
 
 
 def cpu_seconds(command, env=None):
@@ -40,16 +41,26 @@ def cpu_seconds(command, env=None):
 
 
 def kodak_images(corpus):
-    folder = Path(corpus) / "kodak"
+    """(the Kodak images, their name in the rows), or the bundled sample after a note."""
+    folder = corpus / "kodak"
     images = sorted(folder.glob("*.png")) if folder.is_dir() else []
-    return images or [ROOT / "samples" / "kodim03.png"]
+    if images:
+        return images, "Kodak"
+    sample = common.ROOT / "samples" / "kodim03.png"
+    print(f"no Kodak images in {folder}: timing the bundled sample, {sample.name}\n")
+    return [sample], sample.name
 
 
-def large_k(images):
+def kmz_command():
+    """The `kmz` beside this interpreter (its environment's), else the one on PATH."""
+    beside = Path(sys.executable).parent / "kmz"
+    return str(beside) if os.access(beside, os.X_OK) else shutil.which("kmz")
+
+
+def large_k(images, label):
     """In-process seconds of quantize() (CPU time): median over the images per K."""
     import numpy as np
 
-    sys.path.insert(0, str(ROOT))
     from kmz.io import read_image
     from kmz.quantize import quantize
 
@@ -61,7 +72,7 @@ def large_k(images):
             start = time.process_time()
             quantize(pixels, k)
             times.append(time.process_time() - start)
-        rows.append((f"quantize, Kodak, K = {k}", statistics.median(times)))
+        rows.append((f"quantize, {label}, K = {k}", statistics.median(times)))
     pixels = np.random.default_rng(0).integers(0, 256, (70000, 3), dtype=np.uint8)
     start = time.process_time()
     quantize(pixels, 65536)
@@ -72,17 +83,16 @@ def large_k(images):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per command (default 5)")
-    parser.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpus"),
-                        help="the corpus folder, with kodak/ (default: ../shared/corpus beside the project)")
+    common.add_corpus(parser)
     parser.add_argument("--no-large-k", action="store_true", help="skip the in-process large-K rows")
     args = parser.parse_args()
-    kmz = shutil.which("kmz")
+    if not args.no_large_k:
+        common.use_this_clone()  # the in-process rows import kmz
+    kmz = kmz_command()
     if kmz is None:
-        sys.exit("bench/startup.py: no `kmz` command: pip install . first")
-    pngquant = shutil.which("pngquant")
-    if pngquant is None:
-        print("pngquant not found: its rows are skipped (apt-get install pngquant)\n")
-    images = kodak_images(args.corpus)
+        sys.exit("bench/startup.py: no `kmz` command: pip install -e . first")
+    pngquant = common.find_pngquant()
+    images, label = kodak_images(args.corpus)
     python = str(Path(kmz).parent / "python")  # kmz's own interpreter
     python = python if os.path.exists(python) else sys.executable
 
@@ -124,7 +134,7 @@ def main():
     if not args.no_large_k:
         print("\nLarge K, in process, CPU seconds (median over the images)\n")
         print("| case | CPU s |\n|---|---:|")
-        rows = large_k(images)
+        rows = large_k(images, label)
         for name, seconds in rows:
             print(f"| {name} | {seconds:.3f} |")
         print(f"\nK = 4096 / K = 256: {rows[1][1] / rows[0][1]:.1f}x")
