@@ -100,9 +100,11 @@ class _Histogram:
             self.colours = _unpack(self.keys)
 
     def pixel_labels(self, colour_labels):
-        """Labels per pixel from labels per distinct colour: one gather (take: a plain
-        loop, about twice as fast here as indexing's general iterator)."""
-        return np.asarray(colour_labels, dtype=np.uint16).take(self.number)
+        """Labels per pixel from labels per distinct colour: one gather. Indexing casts
+        the uint32 numbers to intp in buffered chunks; take() casts them all first, an
+        8-byte copy per pixel whose fresh pages cost more than the gather (24 MP: 286 ms
+        against 102 in a process's first quantize)."""
+        return np.asarray(colour_labels, dtype=np.uint16)[self.number]
 
 
 def nearest(points, centres):
