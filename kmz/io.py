@@ -26,8 +26,9 @@ _CHUNK = 1 << 20  # bytes per read from a stream, whose length is not known in a
 # Bytes per pixel that reading an image for encoding needs at least: Pillow's decoded
 # image (4 bytes a pixel for most modes) and the RGB array made from it.
 _READ_BYTES_PER_PIXEL = 7
-_JPEG_MAX_SIDE = 65500
-_ICO_MAX_SIDE = 256
+# Pixels a side that formats hold, checked before Pillow is asked: libjpeg would print
+# its reason on stderr past any handler, and Pillow's ICO says "all sizes too large".
+_MAX_SIDE = {"JPEG": 65500, "ICO": 256}
 _NAME_MAX = 255  # bytes in a file name: Linux's NAME_MAX, and most file systems'
 
 
@@ -558,17 +559,14 @@ def _writer_options(image, format):
 
 def pil_writer(image, format, name):
     """write(fileobj) saving a PIL image as `format`: a format that cannot hold the image
-    (GIF, TGA, PCX, SGI and ICO store sizes in 16 bits, WebP allows 16383 pixels a side)
+    (GIF, TGA, PCX and SGI store sizes in 16 bits, WebP allows 16383 pixels a side, ICO
+    256, JPEG 65500)
     raises WriteError naming `name`, whatever Pillow raised (OverflowError,
     struct.error, ValueError, ...); disk errors stay OSErrors for write_atomic."""
 
     def write(f):
-        # libjpeg would also print its reason on stderr, past any handler.
-        if format == "JPEG" and max(image.size) > _JPEG_MAX_SIDE:
-            raise WriteError(f"{name}: cannot write as JPEG (at most {_JPEG_MAX_SIDE} pixels a side)")
-        if format == "ICO" and max(image.size) > _ICO_MAX_SIDE:  # Pillow: "all sizes too large for image"
-            raise WriteError(f"{name}: cannot write as ICO (at most {_ICO_MAX_SIDE} x {_ICO_MAX_SIDE} pixels, "
-                             f"not {image.width} x {image.height})")
+        if format in _MAX_SIDE and max(image.size) > _MAX_SIDE[format]:
+            raise WriteError(f"{name}: cannot write as {format} (at most {_MAX_SIDE[format]} pixels a side)")
         try:
             image.save(f, format=format, **_writer_options(image, format))
             return f.seek(0, os.SEEK_END)  # not tell(): the ICO writer ends on its header
